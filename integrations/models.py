@@ -1,0 +1,154 @@
+"""The Segment integration's settings: one row per deployment, plus metric definitions."""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+METRIC_KEY_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def validate_metric_key(value: str) -> None:
+    if not value:
+        raise ValidationError("A metric key is required.")
+    if not METRIC_KEY_RE.match(value):
+        raise ValidationError(
+            f"'{value}' is not a valid metric key: use the Segment trait name exactly, with "
+            "letters, digits, '_', '-' or '.' and no spaces (e.g. active_users)."
+        )
+
+
+class Region(models.TextChoices):
+    US = "us", "US (api.segment.io)"
+    EU = "eu", "EU (events.eu1.segmentapis.com)"
+    CUSTOM = "custom", "Custom base URL"
+
+
+REGION_HOSTS = {
+    Region.US: "https://api.segment.io",
+    Region.EU: "https://events.eu1.segmentapis.com",
+}
+
+DEFAULT_SYNCED_MODELS = ["company", "enduser", "license", "asset", "project"]
+
+
+def default_synced_models() -> list[str]:
+    return list(DEFAULT_SYNCED_MODELS)
+
+
+class IntegrationSettings(models.Model):
+    """Obtain it with ``integrations.services.integration_ensure()``; there is only one."""
+
+    # Section 1: user tracking (identify / track / page / screen).
+    user_tracking_enabled = models.BooleanField("User tracking", default=True)
+    create_endusers = models.BooleanField("Create endusers automatically", default=True)
+    match_by_email_domain = models.BooleanField("Match companies by email domain", default=True)
+    unassigned_wait_hours = models.PositiveIntegerField(
+        "Hold events of unknown users for (hours)",
+        default=24,
+        help_text="Events of a user with no known company wait this long to be matched.",
+    )
+    # Section 2: company metrics (group).
+    company_metrics_enabled = models.BooleanField("Company metrics", default=True)
+    # Section 3: Segment data warehouse (push).
+    warehouse_enabled = models.BooleanField("Segment data warehouse", default=False)
+    write_key = models.CharField(max_length=255, blank=True, default="")
+    region = models.CharField(max_length=16, choices=Region.choices, default=Region.US)
+    custom_base_url = models.URLField(blank=True, default="")
+    synced_models = models.JSONField(default=default_synced_models)
+
+    # Authentication of what Segment sends.
+    tenant_token = models.CharField(max_length=128, unique=True)
+    previous_token = models.CharField(max_length=128, blank=True, default="")
+    previous_token_valid_until = models.DateTimeField(null=True, blank=True)
+    token_rotated_at = models.DateTimeField(null=True, blank=True)
+    shared_secret = models.CharField(
+        max_length=255,
+        blank=True,
+        default="",
+        help_text="Optional: when set, /dock/segment requires a valid X-Signature.",
+    )
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "Segment integration"
+        verbose_name_plural = "Segment integration"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(pk=1), name="integration_settings_singleton")
+        ]
+
+    def __str__(self) -> str:
+        return "Segment integration"
+
+    @property
+    def is_on(self) -> bool:
+        """Planhat's badge: the integration shows ON only while the warehouse push is on."""
+        return self.warehouse_enabled
+
+    @property
+    def status_reason(self) -> str:
+        if self.warehouse_enabled:
+            if not self.write_key:
+                return "ON, but no write key is set: pushes to Segment will fail until one is."
+            return "ON: the Segment data warehouse section is enabled."
+        return (
+            "OFF: the Segment data warehouse section is disabled (user tracking and company "
+            "metrics still receive data when their sections are on)."
+        )
+
+    @property
+    def segment_base_url(self) -> str:
+        if self.region == Region.CUSTOM:
+            return self.custom_base_url.rstrip("/")
+        return REGION_HOSTS[Region(self.region)]
+
+    def clean(self) -> None:
+        from planhat_segment.models import SYNCABLE_MODELS
+
+        errors: dict[str, str] = {}
+        if self.region == Region.CUSTOM and not self.custom_base_url:
+            errors["custom_base_url"] = (
+                "A custom region needs a base URL (e.g. https://proxy.example.com)."
+            )
+        unknown = [m for m in (self.synced_models or []) if m not in SYNCABLE_MODELS]
+        if not isinstance(self.synced_models, list) or unknown:
+            errors["synced_models"] = (
+                f"Unknown model(s) {unknown}; choose from {sorted(SYNCABLE_MODELS)}."
+            )
+        if self.warehouse_enabled and not self.write_key:
+            errors["write_key"] = (
+                "Enter the Segment source's write key to enable the warehouse push."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+
+class MetricDefinition(models.Model):
+    """A numeric group trait that becomes a company metric time series."""
+
+    key = models.CharField(
+        max_length=128,
+        unique=True,
+        validators=[validate_metric_key],
+        help_text="The Segment trait name, exactly (no spaces), e.g. active_users.",
+    )
+    label = models.CharField(max_length=255, blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.label or self.key
+
+    def save(self, *args, **kwargs) -> None:
+        self.key = self.key.strip()
+        if not self.label:
+            self.label = self.key.replace("_", " ").capitalize()
+        super().save(*args, **kwargs)

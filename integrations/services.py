@@ -1,0 +1,111 @@
+"""Writes and decisions about the integration's settings."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .models import IntegrationSettings, MetricDefinition
+
+SINGLETON_PK = 1
+
+
+def generate_tenant_token() -> str:
+    """48 random bytes (384 bits), URL-safe: well over the 32 bytes the spec asks for."""
+    return secrets.token_urlsafe(48)
+
+
+def integration_ensure() -> IntegrationSettings:
+    """Return the one integration row, creating it with safe defaults on first use.
+
+    Idempotent and safe under concurrency (a lost creation race re-reads the winner's row).
+    A fresh install has sections 1 and 2 on, section 3 off.
+    """
+    row = IntegrationSettings.objects.filter(pk=SINGLETON_PK).first()
+    if row is not None:
+        return row
+    try:
+        with transaction.atomic():
+            return IntegrationSettings.objects.create(
+                pk=SINGLETON_PK, tenant_token=generate_tenant_token()
+            )
+    except IntegrityError:
+        return IntegrationSettings.objects.get(pk=SINGLETON_PK)
+
+
+def rotation_grace() -> timedelta:
+    return timedelta(hours=settings.TOKEN_ROTATION_GRACE_HOURS)
+
+
+@transaction.atomic
+def tenant_token_rotate(*, now: datetime | None = None) -> IntegrationSettings:
+    """Issue a new tenant token; the current one keeps working for the grace period."""
+    now = now or timezone.now()
+    integration_ensure()
+    row = IntegrationSettings.objects.select_for_update().get(pk=SINGLETON_PK)
+    row.previous_token = row.tenant_token
+    row.previous_token_valid_until = now + rotation_grace()
+    row.tenant_token = generate_tenant_token()
+    row.token_rotated_at = now
+    row.save(
+        update_fields=[
+            "previous_token",
+            "previous_token_valid_until",
+            "tenant_token",
+            "token_rotated_at",
+            "updated_at",
+        ]
+    )
+    return row
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    valid: bool
+    is_previous: bool = False
+
+
+def tenant_token_check(
+    *, integration: IntegrationSettings, presented: str, now: datetime | None = None
+) -> TokenCheck:
+    """Is ``presented`` the current token, or the previous one within its grace period?
+
+    Constant-time comparisons, so the answer's timing says nothing about the token.
+    """
+    now = now or timezone.now()
+    presented_bytes = presented.encode()
+    if hmac.compare_digest(presented_bytes, integration.tenant_token.encode()):
+        return TokenCheck(valid=True)
+    if (
+        integration.previous_token
+        and integration.previous_token_valid_until
+        and now < integration.previous_token_valid_until
+        and hmac.compare_digest(presented_bytes, integration.previous_token.encode())
+    ):
+        return TokenCheck(valid=True, is_previous=True)
+    return TokenCheck(valid=False)
+
+
+def integration_update(*, integration: IntegrationSettings, **fields) -> IntegrationSettings:
+    """Change settings fields after full validation (raises ValidationError, saves nothing)."""
+    for name, value in fields.items():
+        setattr(integration, name, value)
+    integration.full_clean()
+    integration.save()
+    return integration
+
+
+def metric_definition_create(
+    *, key: str, label: str = "", description: str = ""
+) -> MetricDefinition:
+    """Define a metric; raises ValidationError for a bad or already defined key."""
+    metric = MetricDefinition(key=key.strip(), label=label, description=description)
+    metric.full_clean()
+    metric.save()
+    return metric

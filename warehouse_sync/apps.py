@@ -1,0 +1,5 @@
+from django.apps import AppConfig
+
+
+class WarehouseSyncConfig(AppConfig):
+    name = "warehouse_sync"
