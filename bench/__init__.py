@@ -1,0 +1,1 @@
+"""`make bench`: performance measured against same-run baselines (see README)."""
