@@ -31,7 +31,7 @@ migrate: install
 # DATABASE_URL / CELERY_BROKER_URL say otherwise. DEMO=1 loads a small demo workspace.
 run: migrate
 	$(PY) manage.py bootstrap $(if $(DEMO),--demo,) --host $(HOST) --port $(PORT)
-	HOST=$(HOST) PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
+	WEB_HOST=$(HOST) WEB_PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
 
 test: install-test
 	@bash scripts/ensure_chromium.sh || echo "chromium unavailable: browser tests will be skipped"

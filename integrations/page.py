@@ -1,11 +1,197 @@
-"""The Segment integration admin page (placeholder until the page is built)."""
+"""The Segment integration admin page: sections 1–3 as in Planhat's page.
 
-from django.http import HttpResponse
+This module is the one place that composes the two flows: it reads ``usage`` and
+``warehouse_sync`` selectors and calls their services (DESIGN.md §2). Each POST carries an
+``action``; the view translates the form and calls one service, then redirects (PRG).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from .forms import CompanyMetricsForm, MetricDefinitionForm, UserTrackingForm, WarehouseForm
+from .models import IntegrationSettings, MetricDefinition
+from .selectors import connection_instructions, masked, previous_token_valid_until
+from .services import (
+    integration_ensure,
+    integration_update,
+    metric_definition_create,
+    metric_definition_delete,
+    rotation_grace,
+    tenant_token_rotate,
+)
+
+SECTION_FORMS = {
+    "save_tracking": UserTrackingForm,
+    "save_metrics": CompanyMetricsForm,
+    "save_warehouse": WarehouseForm,
+}
 
 
-def integration_page(request):
-    return HttpResponse("Segment integration")
+def page_url() -> str:
+    return reverse("admin:segment_integration")
+
+
+def integration_page(request: HttpRequest) -> HttpResponse:
+    integration = integration_ensure()
+    bound: dict = {}
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        handler = _ACTIONS.get(action)
+        if handler is None:
+            messages.error(request, f"Unknown action {action!r}.")
+            return HttpResponseRedirect(page_url())
+        result = handler(request, integration)
+        if isinstance(result, HttpResponse):
+            return result
+        bound = result  # forms with errors, re-rendered below
+        integration = integration_ensure()
+    return TemplateResponse(
+        request,
+        "integrations/segment_page.html",
+        _context(request, integration, bound),
+        status=400 if bound else 200,
+    )
+
+
+def _save_section(request: HttpRequest, integration: IntegrationSettings):
+    form_class = SECTION_FORMS[request.POST["action"]]
+    # A fresh instance: a failed form must not leak unsaved values into the other sections.
+    form = form_class(request.POST, instance=IntegrationSettings.objects.get(pk=integration.pk))
+    if not form.is_valid():
+        messages.error(request, "Nothing was saved: please correct the errors below.")
+        return {request.POST["action"]: form}
+    try:
+        integration_update(integration=integration, **form.changes())
+    except ValidationError as exc:
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+        return {request.POST["action"]: form}
+    messages.success(request, "Saved.")
+    return HttpResponseRedirect(page_url())
+
+
+def _rotate_token(request: HttpRequest, integration: IntegrationSettings):
+    row = tenant_token_rotate()
+    messages.success(
+        request,
+        "New tenant token issued. Update Segment now: the previous token keeps working until "
+        f"{row.previous_token_valid_until:%Y-%m-%d %H:%M} UTC.",
+    )
+    return HttpResponseRedirect(page_url() + "#tracking")
+
+
+def _add_metric(request: HttpRequest, integration: IntegrationSettings):
+    form = MetricDefinitionForm(request.POST)
+    if not form.is_valid():
+        return {"add_metric": form}
+    try:
+        metric = metric_definition_create(**form.cleaned_data)
+    except ValidationError as exc:
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+        return {"add_metric": form}
+    messages.success(request, f"Metric '{metric.key}' added.")
+    return HttpResponseRedirect(page_url() + "#metrics")
+
+
+def _delete_metric(request: HttpRequest, integration: IntegrationSettings):
+    try:
+        metric_id = int(request.POST.get("metric_id", ""))
+    except ValueError:
+        messages.error(request, "No metric was chosen to remove.")
+        return HttpResponseRedirect(page_url() + "#metrics")
+    metric_definition_delete(metric_id=metric_id)
+    messages.success(request, "Metric removed.")
+    return HttpResponseRedirect(page_url() + "#metrics")
+
+
+def _push(request: HttpRequest, integration: IntegrationSettings):
+    from warehouse_sync.services import SyncRefused, sync_run_start
+
+    full = request.POST.get("full") == "1"
+    try:
+        run = sync_run_start(trigger="manual", full=full)
+    except SyncRefused as exc:
+        messages.error(request, f"Push not started: {exc}")
+    else:
+        kind = "full" if full else "incremental"
+        messages.success(request, f"Push data to Segment started ({kind} run #{run.pk}).")
+    return HttpResponseRedirect(page_url() + "#warehouse")
+
+
+def _send_test_event(request: HttpRequest, integration: IntegrationSettings):
+    from usage.services import test_event_send
+
+    outcomes = test_event_send()
+    for outcome in outcomes:
+        level = messages.SUCCESS if outcome.ok else messages.WARNING
+        messages.add_message(request, level, f"Test {outcome.kind}: {outcome.summary}")
+    return HttpResponseRedirect(page_url() + "#tracking")
+
+
+_ACTIONS = {
+    "save_tracking": _save_section,
+    "save_metrics": _save_section,
+    "save_warehouse": _save_section,
+    "rotate_token": _rotate_token,
+    "add_metric": _add_metric,
+    "delete_metric": _delete_metric,
+    "push": _push,
+    "send_test_event": _send_test_event,
+}
+
+
+def _context(request: HttpRequest, integration: IntegrationSettings, bound: dict) -> dict:
+    from django.contrib import admin
+    from usage.selectors import inbox_counts_last_24h, metric_value_stats
+
+    from warehouse_sync.selectors import last_sync_summary
+
+    metrics = list(MetricDefinition.objects.all())
+    stats = metric_value_stats()
+    for metric in metrics:
+        metric.stats = stats.get(metric.pk, {"count": 0, "last_value": None, "last_at": None})
+    return {
+        **admin.site.each_context(request),
+        "title": "Segment integration",
+        "integration": integration,
+        "instructions": connection_instructions(integration=integration),
+        "previous_token_valid_until": previous_token_valid_until(integration=integration),
+        "grace_hours": int(rotation_grace().total_seconds() // 3600),
+        "shared_secret_masked": masked(integration.shared_secret),
+        "write_key_masked": masked(integration.write_key),
+        "public_base_url": settings.PUBLIC_BASE_URL,
+        "tracking_form": bound.get("save_tracking") or UserTrackingForm(instance=integration),
+        "metrics_form": bound.get("save_metrics") or CompanyMetricsForm(instance=integration),
+        "warehouse_form": bound.get("save_warehouse") or WarehouseForm(instance=integration),
+        "metric_form": bound.get("add_metric") or MetricDefinitionForm(),
+        "metrics": metrics,
+        "counts": inbox_counts_last_24h(),
+        "last_sync": last_sync_summary(),
+    }
 
 
 def extra_urls(site) -> list:
-    return []
+    """Trends & Analytics pages, on the admin site next to the integration page."""
+    from django.urls import path
+
+    from usage.trends_views import company_trends_view, enduser_trends_view
+
+    return [
+        path(
+            "planhat_segment/company/<int:company_id>/trends/",
+            site.admin_view(company_trends_view),
+            name="company_trends",
+        ),
+        path(
+            "planhat_segment/enduser/<int:enduser_id>/trends/",
+            site.admin_view(enduser_trends_view),
+            name="enduser_trends",
+        ),
+    ]

@@ -109,3 +109,27 @@ def metric_definition_create(
     metric.full_clean()
     metric.save()
     return metric
+
+
+def metric_definition_delete(*, metric_id: int) -> None:
+    """Remove a metric definition (and, by cascade, its recorded values)."""
+    MetricDefinition.objects.filter(pk=metric_id).delete()
+
+
+def metric_definition_update(
+    *,
+    metric: MetricDefinition,
+    key: str | None = None,
+    label: str | None = None,
+    description: str | None = None,
+) -> MetricDefinition:
+    """Change a metric definition's given fields; raises ValidationError (saves nothing then)."""
+    if key is not None:
+        metric.key = key.strip()
+    if label is not None:
+        metric.label = label
+    if description is not None:
+        metric.description = description
+    metric.full_clean()
+    metric.save()
+    return metric

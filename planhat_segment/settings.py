@@ -134,7 +134,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
-STATICFILES_DIRS = [BASE_DIR / "planhat_segment" / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -219,6 +218,10 @@ CELERY_QUEUES = ["ingest", "warehouse", "default"]
 # --- The integration ----------------------------------------------------------------------
 # How long a rotated-out tenant token keeps working, so Segment can be updated without loss.
 TOKEN_ROTATION_GRACE_HOURS = env.int("TOKEN_ROTATION_GRACE_HOURS", default=72)
+# The login `make run` ensures (the password is generated into var/ when not given).
+ADMIN_USERNAME = env("ADMIN_USERNAME", default="admin")
+ADMIN_PASSWORD = env("ADMIN_PASSWORD", default="")
+ADMIN_EMAIL = env("ADMIN_EMAIL", default="admin@example.com")
 
 LOGGING = {
     "version": 1,
@@ -228,3 +231,72 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# --- warehouse sync ---
+# The push to Segment (section 3). Documented in docs/sections/warehouse.md.
+WAREHOUSE_PUSH_MAX_BATCH_BYTES = env.int("WAREHOUSE_PUSH_MAX_BATCH_BYTES", default=450_000)
+WAREHOUSE_PUSH_MAX_BATCH_MESSAGES = env.int("WAREHOUSE_PUSH_MAX_BATCH_MESSAGES", default=2_000)
+WAREHOUSE_PUSH_MAX_MESSAGE_BYTES = env.int("WAREHOUSE_PUSH_MAX_MESSAGE_BYTES", default=32_000)
+WAREHOUSE_PUSH_MAX_EVENTS_PER_SECOND = env.float("WAREHOUSE_PUSH_MAX_EVENTS_PER_SECOND", default=500)
+WAREHOUSE_PUSH_GZIP = env.bool("WAREHOUSE_PUSH_GZIP", default=True)
+WAREHOUSE_PUSH_TIMEOUT_SECONDS = env.float("WAREHOUSE_PUSH_TIMEOUT_SECONDS", default=30)
+WAREHOUSE_PUSH_MAX_ATTEMPTS = env.int("WAREHOUSE_PUSH_MAX_ATTEMPTS", default=6)
+WAREHOUSE_PUSH_BACKOFF_SECONDS = env.float("WAREHOUSE_PUSH_BACKOFF_SECONDS", default=1.0)
+WAREHOUSE_PUSH_BACKOFF_MAX_SECONDS = env.float("WAREHOUSE_PUSH_BACKOFF_MAX_SECONDS", default=60)
+WAREHOUSE_PUSH_MAX_FAILED_BATCHES = env.int("WAREHOUSE_PUSH_MAX_FAILED_BATCHES", default=3)
+WAREHOUSE_PUSH_CHUNK_SIZE = env.int("WAREHOUSE_PUSH_CHUNK_SIZE", default=2_000)
+WAREHOUSE_PUSH_SAFETY_MARGIN_SECONDS = env.int("WAREHOUSE_PUSH_SAFETY_MARGIN_SECONDS", default=300)
+WAREHOUSE_PUSH_LEASE_SECONDS = env.int("WAREHOUSE_PUSH_LEASE_SECONDS", default=600)
+WAREHOUSE_PUSH_SCHEDULE_HOURS = env("WAREHOUSE_PUSH_SCHEDULE_HOURS", default="0,8,16")
+
+# --- usage ingest ---
+# The Segment endpoints (/dock/segment, /v1/*). Documented in docs/sections/ingest.md.
+# The endpoint's own body limit (Django's DATA_UPLOAD_MAX_MEMORY_SIZE does not apply there).
+INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=32 * 1024 * 1024)
+# How long each process may reuse the integration row (tokens, secret); 0 reads it each time.
+INGEST_SETTINGS_CACHE_SECONDS = env.int("INGEST_SETTINGS_CACHE_SECONDS", default=5)
+# A web process publishes usage.drain_inbox at most once per this window (trailing edge too).
+INGEST_NUDGE_INTERVAL_MS = env.int("INGEST_NUDGE_INTERVAL_MS", default=100)
+# Retry-After (seconds) on a 503 when the database cannot take the write.
+INGEST_RETRY_AFTER_SECONDS = env.int("INGEST_RETRY_AFTER_SECONDS", default=10)
+# Access-Control-Allow-Origin on /v1/* (browser SDKs post cross-origin).
+INGEST_CORS_ALLOW_ORIGIN = env("INGEST_CORS_ALLOW_ORIGIN", default="*")
+
+# --- usage processing ---
+# Events per claim: whole requests are claimed together up to about this many (a request
+# larger than this is still claimed whole, never split).
+USAGE_CLAIM_BATCH_SIZE = env.int("USAGE_CLAIM_BATCH_SIZE", default=1000)
+# A claimed row is "processing" this long; a worker that died lets it lapse to the sweeper.
+USAGE_CLAIM_LEASE_SECONDS = env.int("USAGE_CLAIM_LEASE_SECONDS", default=300)
+# Pending rows older than this are drained by the sweeper (lost broker message, crash).
+USAGE_STALE_PENDING_SECONDS = env.int("USAGE_STALE_PENDING_SECONDS", default=120)
+# A drain task stops after this long and re-nudges itself, so one task never hogs a worker.
+USAGE_DRAIN_MAX_SECONDS = env.int("USAGE_DRAIN_MAX_SECONDS", default=240)
+# Failed claims: retried by the sweeper with exponential backoff, this many attempts in all.
+USAGE_MAX_ATTEMPTS = env.int("USAGE_MAX_ATTEMPTS", default=5)
+USAGE_RETRY_BACKOFF_SECONDS = env.int("USAGE_RETRY_BACKOFF_SECONDS", default=30)
+USAGE_RETRY_BACKOFF_MAX_SECONDS = env.int("USAGE_RETRY_BACKOFF_MAX_SECONDS", default=3600)
+# Processed and dropped raw events are deleted after this many days (outputs stay).
+INBOX_RETENTION_DAYS = env.int("INBOX_RETENTION_DAYS", default=30)
+# Internal housekeeping only (not meant to be edited in the admin); merged so other blocks'
+# entries survive whichever block comes first.
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "usage-sweep-inbox": {
+        "task": "usage.sweep_inbox",
+        "schedule": env.int("USAGE_SWEEP_EVERY_SECONDS", default=60),
+        "options": {"queue": "ingest"},
+    },
+    "usage-purge-inbox": {
+        "task": "usage.purge_inbox",
+        "schedule": env.int("USAGE_PURGE_EVERY_SECONDS", default=86400),
+        "options": {"queue": "ingest"},
+    },
+}
+
+# --- Workspace API ----------------------------------------------------------------------
+# Items per bulk upsert request, and its largest body (DRF's JSON parser has no limit).
+BULK_UPSERT_MAX_ITEMS = env.int("BULK_UPSERT_MAX_ITEMS", default=5000)
+BULK_UPSERT_MAX_BYTES = env.int("BULK_UPSERT_MAX_BYTES", default=32 * 1024 * 1024)
+# The largest page a client may ask for with ?page_size= (the default is API_PAGE_SIZE).
+API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=1000)

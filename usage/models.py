@@ -53,6 +53,9 @@ class InboxEvent(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     # Claim lease: a row in PROCESSING whose lease lapsed is claimable again.
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # Which claim holds the row: a worker writes outcomes only to rows still carrying its own
+    # claim id, so a row re-claimed after a lapsed lease is never finished twice.
+    claim_id = models.UUIDField(null=True, blank=True, db_index=True, editable=False)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
@@ -71,6 +74,7 @@ class InboxEvent(models.Model):
         indexes = [
             models.Index(fields=["status", "received_at"], name="inbox_status_received"),
             models.Index(fields=["status", "reason"], name="inbox_status_reason"),
+            models.Index(fields=["status", "wait_until"], name="inbox_status_wait"),
         ]
 
     def __str__(self) -> str:

@@ -51,6 +51,7 @@ class Migration(migrations.Migration):
                 ('detail', models.TextField(blank=True, default='', help_text='Error or note, for people.')),
                 ('attempts', models.PositiveSmallIntegerField(default=0)),
                 ('claimed_until', models.DateTimeField(blank=True, null=True)),
+                ('claim_id', models.UUIDField(blank=True, db_index=True, editable=False, null=True)),
                 ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
                 ('processed_at', models.DateTimeField(blank=True, null=True)),
                 ('user_key', models.CharField(blank=True, db_index=True, max_length=255, null=True)),
@@ -62,7 +63,7 @@ class Migration(migrations.Migration):
             options={
                 'verbose_name': 'event',
                 'ordering': ['-received_at', '-id'],
-                'indexes': [models.Index(fields=['status', 'received_at'], name='inbox_status_received'), models.Index(fields=['status', 'reason'], name='inbox_status_reason')],
+                'indexes': [models.Index(fields=['status', 'received_at'], name='inbox_status_received'), models.Index(fields=['status', 'reason'], name='inbox_status_reason'), models.Index(fields=['status', 'wait_until'], name='inbox_status_wait')],
             },
         ),
         migrations.CreateModel(

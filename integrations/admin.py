@@ -1,0 +1,15 @@
+"""Admin of metric definitions. The integration's settings have their own page (page.py),
+so IntegrationSettings is deliberately not registered as a change list here."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import MetricDefinition
+
+
+@admin.register(MetricDefinition)
+class MetricDefinitionAdmin(admin.ModelAdmin):
+    list_display = ("key", "label", "description", "created_at")
+    search_fields = ("key", "label", "description")
+    readonly_fields = ("created_at",)

@@ -1,0 +1,204 @@
+"""From a parsed body to messages ready for the inbox: shape, merge, validation, message ids.
+
+Only the door's checks live here (DESIGN.md §4.1): an item is rejected as
+``invalid_message`` with a precise detail, everything else is stored and left to processing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+MESSAGE_TYPES = frozenset({"identify", "track", "group", "page", "screen", "alias"})
+MAX_MESSAGE_ID = 100
+# Keys of a batch envelope that merge into each message (the message's own keys win).
+ENVELOPE_MERGED = ("context", "integrations")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One accepted message: its id, type, event time (UTC) and the payload to store."""
+
+    message_id: str
+    type: str
+    occurred_at: datetime | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    detail: str
+    reason: str = "invalid_message"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "reason": self.reason, "detail": self.detail}
+
+
+def body_items(*, parsed: dict | list, path_type: str | None) -> list[Any]:
+    """The list of raw items in a body: one message, a ``batch`` envelope, or an array.
+
+    ``path_type`` is the call type of a ``/v1/<type>`` route: it sets each item's ``type``.
+    A batch's top-level ``context`` / ``integrations`` are merged into each message.
+    """
+    if isinstance(parsed, list):
+        items: list[Any] = parsed
+    elif isinstance(parsed.get("batch"), list) and path_type is None:
+        items = [_merge_envelope(parsed, item) for item in parsed["batch"]]
+    else:
+        items = [parsed]
+    if path_type is not None:
+        items = [{**item, "type": path_type} if isinstance(item, dict) else item for item in items]
+    return items
+
+
+def _merge_envelope(envelope: dict, item: Any) -> Any:
+    if not isinstance(item, dict):
+        return item
+    merged = dict(item)
+    for key in ENVELOPE_MERGED:
+        outer = envelope.get(key)
+        if isinstance(outer, dict):
+            inner = item.get(key)
+            merged[key] = {**outer, **inner} if isinstance(inner, dict) else inner or dict(outer)
+    if "sentAt" not in merged and "sentAt" in envelope:
+        merged["sentAt"] = envelope["sentAt"]
+    return merged
+
+
+def messages_validate(*, items: list[Any]) -> tuple[list[Message], list[Rejection]]:
+    """Split items into accepted messages and rejections, in body order.
+
+    ``writeKey`` is stripped; a message without ``messageId`` gets ``auto-<sha256>`` of its
+    canonical content (sorted keys), so a retried identical body dedupes.
+    """
+    accepted: list[Message] = []
+    rejected: list[Rejection] = []
+    for index, item in enumerate(items):
+        problem = _problem(item)
+        if problem:
+            rejected.append(Rejection(index=index, detail=problem))
+            continue
+        payload = {k: v for k, v in item.items() if k != "writeKey"}
+        try:
+            canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. nesting deeper than orjson's
+            rejected.append(Rejection(index=index, detail=f"Cannot store this message: {exc}."))
+            continue
+        if b"\\u0000" in canonical:
+            # PostgreSQL's jsonb cannot hold U+0000: storing it would fail the whole request.
+            rejected.append(
+                Rejection(index=index, detail="The message contains a NUL character (\\u0000).")
+            )
+            continue
+        message_id = _message_id(payload, canonical)
+        accepted.append(
+            Message(
+                message_id=message_id,
+                type=payload["type"],
+                occurred_at=_occurred_at(payload),
+                payload=payload,
+            )
+        )
+    return accepted, rejected
+
+
+def _problem(item: Any) -> str:
+    """Why an item is not a storable Segment message, or "" when it is."""
+    if not isinstance(item, dict):
+        return f"Not a JSON object but {_json_kind(item)}."
+    kind = item.get("type")
+    if kind is None or kind == "":
+        return "Missing type: expected one of " + ", ".join(sorted(MESSAGE_TYPES)) + "."
+    if kind not in MESSAGE_TYPES:
+        return (
+            f"Unknown type {str(kind)[:40]!r}: expected one of "
+            + ", ".join(sorted(MESSAGE_TYPES))
+            + "."
+        )
+    if kind == "track" and not _present(item.get("event")):
+        return "A track call needs an event name (event)."
+    if kind == "group" and not _present(item.get("groupId")):
+        return "A group call needs a groupId."
+    if not (_present(item.get("userId")) or _present(item.get("anonymousId")) or _email(item)):
+        return "No userId, anonymousId or email: the message identifies nobody."
+    message_id = item.get("messageId")
+    if message_id is not None and not isinstance(message_id, str | int):
+        return f"messageId must be a string, not {_json_kind(message_id)}."
+    if message_id is not None and len(str(message_id)) > MAX_MESSAGE_ID:
+        return f"messageId is {len(str(message_id))} characters long; at most 100 are allowed."
+    return ""
+
+
+def _present(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(value.strip())
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _email(item: dict) -> bool:
+    """An email anywhere a sender puts one: top level, traits, context.traits, properties."""
+    if _present(item.get("email")):
+        return True
+    context = item.get("context")
+    for holder in (
+        item.get("traits"),
+        context.get("traits") if isinstance(context, dict) else None,
+        item.get("properties"),
+    ):
+        if isinstance(holder, dict) and _present(holder.get("email")):
+            return True
+    return False
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _message_id(payload: dict, canonical: bytes) -> str:
+    given = payload.get("messageId")
+    if given is not None and str(given).strip():
+        return str(given)
+    return "auto-" + hashlib.sha256(canonical).hexdigest()
+
+
+def _occurred_at(payload: dict) -> datetime | None:
+    """``timestamp``, else ``originalTimestamp``, as an aware UTC datetime (None: neither)."""
+    for key in ("timestamp", "originalTimestamp"):
+        value = payload.get(key)
+        if isinstance(value, str) and value:
+            parsed = parse_iso8601(value)
+            if parsed is not None:
+                return parsed
+    return None
+
+
+def parse_iso8601(value: str) -> datetime | None:
+    """An ISO-8601 string as aware UTC; a naive time is taken as UTC; junk gives None."""
+    text = value.strip()
+    if text.endswith(("z", "Z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted out of range
+        return None

@@ -1,0 +1,110 @@
+"""The coalesced trigger: a web process publishes ``usage.drain_inbox`` at most once a window.
+
+A publish per request is the single-event bottleneck (DESIGN.md §7), and a publish while
+Redis is down can block for seconds. So the request only sets a flag; one daemon thread per
+process publishes on the leading edge of a quiet period and once more on the trailing edge
+of each busy window, with ``retry=False``. Failures are logged, never raised: the inbox is
+the source of truth and the beat sweeper claims rows whose nudge was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+DRAIN_TASK = "usage.drain_inbox"
+DRAIN_QUEUE = "ingest"
+
+
+def _default_app() -> Any:
+    from planhat_segment.celery import app
+
+    return app
+
+
+class Nudger:
+    """Coalesces nudges into at most one publish per ``interval`` seconds (plus a trailing one).
+
+    ``app`` is the Celery app to publish with (the project's by default).
+    """
+
+    def __init__(self, *, interval: float, app: Any = None) -> None:
+        self.interval = interval
+        self._app = app
+        self._cond = threading.Condition()
+        self._wanted = False
+        self._last_publish = float("-inf")
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self.published = 0
+        self.failed = 0
+
+    def nudge(self) -> None:
+        """Ask for a drain; returns at once (the publish happens on the nudger's thread)."""
+        with self._cond:
+            self._wanted = True
+            self._ensure_thread()
+            self._cond.notify()
+
+    def _ensure_thread(self) -> None:
+        # A forked worker (gunicorn) inherits the object but not the thread: start one per pid.
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="ingest-nudger", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._wanted:
+                    self._cond.wait()
+                wait = self._last_publish + self.interval - time.monotonic()
+                if wait > 0:
+                    # Inside a window: publish once at its end, for every nudge it received.
+                    self._cond.wait(wait)
+                    continue
+                self._wanted = False
+                self._last_publish = time.monotonic()
+            self.publish()
+
+    def publish(self) -> bool:
+        """Publish one drain task now; False (logged) when the broker cannot take it."""
+        app = self._app or _default_app()
+        started = time.monotonic()
+        try:
+            app.send_task(DRAIN_TASK, queue=DRAIN_QUEUE, retry=False, ignore_result=True)
+        except Exception as exc:  # any broker failure: the sweeper is the safety net
+            self.failed += 1
+            logger.warning(
+                "ingest_nudge_failed",
+                extra={"error": repr(exc), "seconds": round(time.monotonic() - started, 3)},
+            )
+            return False
+        self.published += 1
+        return True
+
+
+_nudger: Nudger | None = None
+_nudger_lock = threading.Lock()
+
+
+def nudger() -> Nudger:
+    """This process's nudger, created on first use with INGEST_NUDGE_INTERVAL_MS."""
+    global _nudger
+    if _nudger is None:
+        with _nudger_lock:
+            if _nudger is None:
+                _nudger = Nudger(interval=settings.INGEST_NUDGE_INTERVAL_MS / 1000)
+    return _nudger
+
+
+def nudge() -> None:
+    """The ``on_commit`` callback of an ingest request that stored rows."""
+    nudger().nudge()

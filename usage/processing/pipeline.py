@@ -1,0 +1,74 @@
+"""One claim, end to end: read, look up, decide, write — a fixed number of queries."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+
+from integrations.services import integration_ensure
+from usage.models import InboxStatus
+
+from . import outputs
+from .matching import Outcome, events_match
+
+
+@dataclass
+class ClaimSummary:
+    events: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    endusers_created: int = 0
+    requeued: int = 0
+
+
+def claim_process(*, claim_id: UUID, now: datetime) -> ClaimSummary:
+    """Turn a claim's rows into endusers, activities and metric values, and finish the rows.
+
+    All in one transaction: either every output and every row outcome is stored, or none is
+    (and the caller marks the claim failed). Outputs are idempotent on message id, so a row
+    processed again after a crash never duplicates them.
+    """
+    summary = ClaimSummary()
+    with transaction.atomic():
+        events = outputs.claimed_events_load(claim_id=claim_id)
+        if not events:
+            return summary
+        rules = outputs.rules_load(integration_ensure())
+        lookups = outputs.lookups_load(events=events, rules=rules)
+        result = events_match(events=events, rules=rules, lookups=lookups, now=now)
+        unbound = outputs.endusers_create(users=result.new_users, now=now)
+        if unbound:
+            # Created and deleted again by someone else meanwhile: fail (and so retry) those
+            # events rather than attach them to nothing.
+            lost = {id(u) for u in unbound}
+            for row_id, outcome in list(result.outcomes.items()):
+                if outcome.user is not None and id(outcome.user) in lost:
+                    result.outcomes[row_id] = Outcome(
+                        status=InboxStatus.FAILED, notes=["enduser vanished while created"]
+                    )
+        outputs.endusers_fill(users=result.changed_users, now=now)
+        outputs.activities_write(specs=result.activities)
+        outputs.metric_values_write(specs=result.metric_values)
+        outputs.inbox_outcomes_write(
+            claim_id=claim_id,
+            events=events,
+            outcomes=result.outcomes,
+            now=now,
+            backoff_base=settings.USAGE_RETRY_BACKOFF_SECONDS,
+            backoff_max=settings.USAGE_RETRY_BACKOFF_MAX_SECONDS,
+        )
+        # Waiting rows (earlier requests, or earlier in this one) of the users this claim
+        # created or matched can bind now: back to pending, the drain's next claim takes them.
+        touched = [u for u in result.touched_users if u.pk is not None]
+        summary.requeued = outputs.waiting_requeue(
+            user_keys=[u.external_id for u in touched if u.external_id],
+            emails=[u.email for u in touched if u.email],
+        )
+    summary.events = len(events)
+    summary.statuses = Counter(str(o.status) for o in result.outcomes.values())
+    summary.endusers_created = len(result.new_users) - len(unbound)
+    return summary

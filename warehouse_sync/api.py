@@ -1,0 +1,24 @@
+"""REST API of the push (read-only): the run history with per-model results nested."""
+
+from __future__ import annotations
+
+from rest_framework import generics
+
+from .selectors import sync_runs_list
+from .serializers import SyncRunSerializer
+
+
+class SyncRunListApi(generics.ListAPIView):
+    serializer_class = SyncRunSerializer
+    filterset_fields = ["status", "trigger", "full"]
+    ordering_fields = ["started_at"]
+
+    def get_queryset(self):
+        return sync_runs_list()
+
+
+class SyncRunDetailApi(generics.RetrieveAPIView):
+    serializer_class = SyncRunSerializer
+
+    def get_queryset(self):
+        return sync_runs_list()

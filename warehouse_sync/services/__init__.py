@@ -1,0 +1,22 @@
+"""Writes and decisions of the push to Segment (the public service API of the app)."""
+
+from .client import SegmentClient, WriteKeyRejected
+from .runs import (
+    SyncRefused,
+    sync_run_execute,
+    sync_run_refusal,
+    sync_run_start,
+    sync_runs_reap_lapsed,
+)
+from .schedule import warehouse_sync_schedule_ensure
+
+__all__ = [
+    "SegmentClient",
+    "SyncRefused",
+    "WriteKeyRejected",
+    "sync_run_execute",
+    "sync_run_refusal",
+    "sync_run_start",
+    "sync_runs_reap_lapsed",
+    "warehouse_sync_schedule_ensure",
+]

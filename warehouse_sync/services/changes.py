@@ -1,0 +1,102 @@
+"""What a run sends: changed objects per model, read in keyset-paginated chunks.
+
+Incremental (DESIGN.md §4.3): objects created, updated or deleted since the start of the last
+completed run that pushed the model (succeeded or partial), less a safety margin for
+transactions that committed late; plus companies whose derived traits changed (their
+licenses or endusers changed or were deleted); plus objects recorded as failed earlier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+
+from planhat_segment.models import SYNCABLE_MODELS, EndUser, License, Tombstone
+
+from ..models import COMPLETED_STATUSES, FailedObject, FailedObjectKind, SyncRun
+from .mapping import OBJECT_FIELDS, TOMBSTONE_FIELDS
+
+# Models whose changes alter a company's derived traits (MRR / ARR, counts).
+COMPANY_DERIVED_FROM = ("license", "enduser")
+
+
+def change_mark(*, model: str, exclude_run_id: int | None = None) -> datetime | None:
+    """Start of the last completed run that pushed ``model``, less the safety margin.
+
+    None means there is no such run: everything is sent.
+    """
+    runs = SyncRun.objects.filter(status__in=COMPLETED_STATUSES)
+    if exclude_run_id is not None:
+        runs = runs.exclude(pk=exclude_run_id)
+    # JSON containment is not portable to SQLite: filter the few latest runs in Python.
+    for started_at, models in runs.order_by("-started_at").values_list(
+        "started_at", "synced_models"
+    )[:50]:
+        if model in (models or []):
+            return started_at - timedelta(seconds=settings.WAREHOUSE_PUSH_SAFETY_MARGIN_SECONDS)
+    return None
+
+
+def _failed_pks(model: str, kind: str):
+    return FailedObject.objects.filter(model=model, kind=kind).values("object_pk")
+
+
+def objects_changed(*, model: str, since: datetime | None) -> QuerySet:
+    """The objects of ``model`` to push (test data left out); everything when ``since`` is None."""
+    qs = SYNCABLE_MODELS[model].objects.all()
+    if model == "company":
+        qs = qs.filter(is_test=False)
+    elif model == "enduser":
+        qs = qs.filter(is_test=False, company__is_test=False)
+    else:
+        qs = qs.filter(company__is_test=False)
+    if since is None:
+        return qs
+    changed = Q(updated_at__gte=since) | Q(pk__in=_failed_pks(model, FailedObjectKind.OBJECT))
+    if model == "company":
+        changed |= (
+            Q(pk__in=License.objects.filter(updated_at__gte=since).values("company_id"))
+            | Q(pk__in=EndUser.objects.filter(updated_at__gte=since).values("company_id"))
+            | Q(
+                pk__in=Tombstone.objects.filter(
+                    model__in=COMPANY_DERIVED_FROM,
+                    deleted_at__gte=since,
+                    company_pk__isnull=False,
+                ).values("company_pk")
+            )
+        )
+    return qs.filter(changed)
+
+
+def tombstones_changed(*, model: str, since: datetime | None) -> QuerySet:
+    qs = Tombstone.objects.filter(model=model)
+    if since is None:
+        return qs
+    return qs.filter(
+        Q(deleted_at__gte=since) | Q(pk__in=_failed_pks(model, FailedObjectKind.TOMBSTONE))
+    )
+
+
+def chunks(qs: QuerySet, *, fields: tuple[str, ...], size: int) -> Iterator[list[dict]]:
+    """Keyset pagination on pk: constant memory, and stable while rows change underneath."""
+    last_pk = 0
+    base = qs.order_by("pk").values(*fields)
+    while True:
+        rows = list(base.filter(pk__gt=last_pk)[:size])
+        if not rows:
+            return
+        yield rows
+        if len(rows) < size:
+            return
+        last_pk = rows[-1]["id"]
+
+
+def object_chunks(*, model: str, since: datetime | None, size: int) -> Iterator[list[dict]]:
+    return chunks(objects_changed(model=model, since=since), fields=OBJECT_FIELDS[model], size=size)
+
+
+def tombstone_chunks(*, model: str, since: datetime | None, size: int) -> Iterator[list[dict]]:
+    return chunks(tombstones_changed(model=model, since=since), fields=TOMBSTONE_FIELDS, size=size)
