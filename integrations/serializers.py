@@ -6,11 +6,13 @@ and show the write key's last four characters so an admin can tell which key is 
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from rest_framework import serializers
 
 from .models import IntegrationSettings, MetricDefinition
-from .selectors import masked
+from .selectors import masked, previous_token_valid_until
 
 
 class IntegrationSettingsSerializer(serializers.ModelSerializer):
@@ -33,6 +35,7 @@ class IntegrationSettingsSerializer(serializers.ModelSerializer):
     shared_secret_set = serializers.SerializerMethodField()
     is_on = serializers.BooleanField(read_only=True)
     status_reason = serializers.CharField(read_only=True)
+    previous_token_valid_until = serializers.SerializerMethodField()
     public_base_url = serializers.SerializerMethodField()
     token_rotation_grace_hours = serializers.SerializerMethodField()
 
@@ -61,7 +64,7 @@ class IntegrationSettingsSerializer(serializers.ModelSerializer):
             "public_base_url",
             "updated_at",
         )
-        read_only_fields = ("tenant_token", "previous_token_valid_until", "updated_at")
+        read_only_fields = ("tenant_token", "updated_at")
 
     def get_write_key_set(self, obj: IntegrationSettings) -> bool:
         return bool(obj.write_key)
@@ -71,6 +74,10 @@ class IntegrationSettingsSerializer(serializers.ModelSerializer):
 
     def get_shared_secret_set(self, obj: IntegrationSettings) -> bool:
         return bool(obj.shared_secret)
+
+    def get_previous_token_valid_until(self, obj: IntegrationSettings) -> datetime | None:
+        """Until when the rotated-out token still works; null when none does."""
+        return previous_token_valid_until(integration=obj)
 
     def get_public_base_url(self, obj: IntegrationSettings) -> str:
         return settings.PUBLIC_BASE_URL

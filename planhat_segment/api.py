@@ -9,7 +9,6 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers, status, viewsets
@@ -26,6 +25,7 @@ from .selectors import workspace_object_get, workspace_objects_list
 from .services import (
     CONCURRENT_WRITE,
     BulkItem,
+    ConcurrentWriteError,
     bulk_upsert_max_items,
     error_dict,
     workspace_object_create,
@@ -59,11 +59,14 @@ class Conflict(exceptions.APIException):
 
 @contextmanager
 def model_errors_as_400():
-    """A service's Django ValidationError becomes a DRF 400 with the same field names."""
+    """A service's Django ValidationError becomes a DRF 400 with the same field names;
+    a lost race for a unique value becomes a 409 (retrying is safe)."""
     try:
         yield
     except DjangoValidationError as exc:
         raise exceptions.ValidationError(error_dict(exc)) from exc
+    except ConcurrentWriteError as exc:
+        raise Conflict(str(exc)) from exc
 
 
 def _bulk_items(payload) -> list:
@@ -157,11 +160,8 @@ class WorkspaceObjectViewSet(viewsets.ModelViewSet):
                 items.append(
                     BulkItem({}, echo, {k: [str(m) for m in v] for k, v in detail.items()})
                 )
-        try:
-            with model_errors_as_400():
-                result = workspace_objects_bulk_upsert(model=self.model, items=items)
-        except IntegrityError as exc:
-            raise Conflict() from exc
+        with model_errors_as_400():
+            result = workspace_objects_bulk_upsert(model=self.model, items=items)
         return Response(
             {
                 "results": [

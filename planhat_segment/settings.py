@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -119,6 +120,7 @@ else:
 if env("TEST_DATABASE_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour now (transitional setting)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -213,7 +215,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_QUEUES = ["ingest", "warehouse", "default"]
+# Queue objects, not names: Celery reads this as task_queues and fails every publish on a str;
+# each queue gets its own exchange and routing key, as Celery's automatic queues do.
+CELERY_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name) for name in ("ingest", "warehouse", "default")
+]
 
 # --- The integration ----------------------------------------------------------------------
 # How long a rotated-out tenant token keeps working, so Segment can be updated without loss.

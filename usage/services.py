@@ -87,7 +87,7 @@ def inbox_drain(*, max_seconds: float | None = None, batch_size: int | None = No
         summary.claims += 1
         try:
             result = claim_process(claim_id=claim.claim_id, now=timezone.now())
-        except Exception as exc:  # noqa: BLE001 — any failure fails this claim's rows, recorded
+        except Exception as exc:
             logger.exception("usage_claim_processing_failed", extra={"claim": str(claim.claim_id)})
             summary.failed_claims += 1
             claim_fail(
@@ -130,7 +130,7 @@ def inbox_sweep(*, now: datetime | None = None) -> SweepSummary:
         status=InboxStatus.FAILED,
         attempts__lt=settings.USAGE_MAX_ATTEMPTS,
         next_attempt_at__lte=now,
-    ).update(status=InboxStatus.PENDING, claim_id=None, claimed_until=None)
+    ).update(status=InboxStatus.PENDING, claim_id=None, claimed_until=None, next_attempt_at=None)
     summary.expired = InboxEvent.objects.filter(
         status=InboxStatus.WAITING, wait_until__lte=now
     ).update(status=InboxStatus.DROPPED, reason=DropReason.UNASSIGNED_USER, processed_at=now)

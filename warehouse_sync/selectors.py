@@ -18,8 +18,8 @@ def sync_runs_list() -> QuerySet[SyncRun]:
 def last_sync_summary() -> dict | None:
     """The running run if there is one, else the last finished run; None before any run.
 
-    Keys: id, started_at, finished_at, duration (timedelta; live for a running run is not
-    computed), duration_seconds, status, status_label, trigger, trigger_label, full, error,
+    Keys: id, started_at, finished_at, duration (timedelta; None while running),
+    duration_seconds, status, status_label, trigger, trigger_label, full, error,
     objects_synced, errors, models (rows: model, objects_synced, errors, error_messages),
     history_url (the run history changelist) and admin_url (this run's admin page).
     """

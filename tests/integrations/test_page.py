@@ -1,6 +1,7 @@
 """The integration admin page: what to paste into Segment, sections 1–3, and their errors."""
 
 import base64
+import html as html_lib
 
 import pytest
 from django.urls import reverse
@@ -28,7 +29,7 @@ def test_page_requires_staff_login(client, page_url):
 def test_page_shows_what_to_paste_into_segment(admin_client_logged_in, page_url, integration):
     response = admin_client_logged_in.get(page_url)
     assert response.status_code == 200
-    html = response.content.decode()
+    html = html_lib.unescape(response.content.decode())
     expected_auth = "Basic " + base64.b64encode(f"{integration.tenant_token}:".encode()).decode()
     assert integration.tenant_token in html
     assert expected_auth in html

@@ -14,7 +14,7 @@ from planhat_segment.services import (
     workspace_objects_bulk_upsert,
 )
 from planhat_segment.signals import workspace_objects_changed
-from tests.factories import CompanyFactory, EndUserFactory, LicenseFactory
+from tests.factories import CompanyFactory, EndUserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +47,9 @@ def test_company_create_stores_normalised_domains():
     company = workspace_object_create(
         model=Company, data={"name": "Acme", "email_domains": ["@ACME.com.", "acme.com", "x.io"]}
     )
-    assert sorted(CompanyDomain.objects.filter(company=company).values_list("domain", flat=True)) == [
+    assert sorted(
+        CompanyDomain.objects.filter(company=company).values_list("domain", flat=True)
+    ) == [
         "acme.com",
         "x.io",
     ]
@@ -68,7 +70,9 @@ def test_company_create_rejects_domain_of_another_company_naming_it():
 
 def test_company_create_rejects_invalid_domain():
     with pytest.raises(ValidationError) as excinfo:
-        workspace_object_create(model=Company, data={"name": "B", "email_domains": ["not a domain"]})
+        workspace_object_create(
+            model=Company, data={"name": "B", "email_domains": ["not a domain"]}
+        )
     assert "is not a valid email domain" in errors_of(excinfo)["email_domains"][0]
 
 
@@ -87,7 +91,9 @@ def test_enduser_create_needs_external_id_or_email():
         workspace_object_create(
             model=EndUser, data={"company_id": company.pk, "external_id": " ", "email": ""}
         )
-    assert errors_of(excinfo) == {"non_field_errors": ["An enduser needs an external id or an email."]}
+    assert errors_of(excinfo) == {
+        "non_field_errors": ["An enduser needs an external id or an email."]
+    }
     assert not EndUser.objects.exists()
 
 
@@ -113,7 +119,9 @@ def test_enduser_email_is_taken_case_insensitively():
             model=EndUser, data={"company_id": owner.company_id, "email": "ANA@acme.com"}
         )
     assert errors_of(excinfo) == {
-        "email": [f"email 'ANA@acme.com' is already used by enduser {owner.pk} (external_id 'U-1')."]
+        "email": [
+            f"email 'ANA@acme.com' is already used by enduser {owner.pk} (external_id 'U-1')."
+        ]
     }
 
 
@@ -137,7 +145,8 @@ def test_create_rejects_company_and_external_id_naming_different_companies():
     a, b = CompanyFactory(), CompanyFactory()
     with pytest.raises(ValidationError) as excinfo:
         workspace_object_create(
-            model=Project, data={"name": "P", "company_id": a.pk, "company_external_id": b.external_id}
+            model=Project,
+            data={"name": "P", "company_id": a.pk, "company_external_id": b.external_id},
         )
     assert errors_of(excinfo) == {
         "non_field_errors": [
@@ -239,7 +248,9 @@ def test_bulk_upsert_writes_good_items_and_reports_bad_ones_precisely():
     assert by_index[2].errors == {"external_id": ["An external_id is required for bulk upsert."]}
     assert by_index[3].errors == {"company_external_id": ["No company has external_id 'NOPE'."]}
     assert by_index[4].errors == {
-        "external_id": ["external_id 'U-2' appears more than once in this request: first at index 1."]
+        "external_id": [
+            "external_id 'U-2' appears more than once in this request: first at index 1."
+        ]
     }
     owner_pk = EndUser.objects.get(external_id="U-OWNER").pk
     assert by_index[5].errors == {
@@ -297,7 +308,9 @@ def test_bulk_upsert_companies_replaces_domains_and_rejects_taken_ones():
     )
     assert [r.status for r in result.results] == ["updated", "error", "error", "created"]
     assert result.results[1].errors == {
-        "email_domains": [f"The domain 'other.com' already belongs to company 'Other' (id {other.pk})."]
+        "email_domains": [
+            f"The domain 'other.com' already belongs to company 'Other' (id {other.pk})."
+        ]
     }
     assert result.results[2].errors == {
         "email_domains": ["The domain 'new.com' is also given to the item at index 0."]
@@ -361,7 +374,8 @@ def test_bulk_upsert_of_assets_sends_no_change_signal(changes, django_capture_on
     CompanyFactory(external_id="ACME")
     with django_capture_on_commit_callbacks(execute=True):
         workspace_objects_bulk_upsert(
-            model=Asset, items=items({"external_id": "A-1", "name": "A", "company_external_id": "ACME"})
+            model=Asset,
+            items=items({"external_id": "A-1", "name": "A", "company_external_id": "ACME"}),
         )
     assert Asset.objects.count() == 1
     assert changes == []

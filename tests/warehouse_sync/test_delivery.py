@@ -68,7 +68,9 @@ def test_push_stops_with_write_key_rejected_on_401(warehouse, sink, five_compani
     assert len(sink.requests) == 1  # 401 is not retried
 
 
-def test_push_with_wrong_write_key_fails_and_does_not_move_the_mark(warehouse, sink, five_companies):
+def test_push_with_wrong_write_key_fails_and_does_not_move_the_mark(
+    warehouse, sink, five_companies
+):
     integration_update(integration=warehouse, write_key="not-the-key")
     run = push()
     assert run.status == SyncStatus.FAILED
@@ -151,13 +153,15 @@ def test_push_transient_failures_after_retries_stop_run_as_unreachable(
 
 
 def test_push_batches_stay_within_segment_limits_with_margin(warehouse, sink):
-    Company.objects.bulk_create(
-        [Company(name=f"C{i}", external_id=f"X-{i}") for i in range(2_600)]
-    )
+    Company.objects.bulk_create([Company(name=f"C{i}", external_id=f"X-{i}") for i in range(2_600)])
     run = push()
     assert run.status == SyncStatus.SUCCEEDED
-    assert [r.messages for r in sink.requests] == [2_000, 600]
+    # ~350-byte groups: the 450 KB cap (under Segment's 500 KB) binds before 2,000 messages.
     assert all(r.status == 200 for r in sink.requests)
+    assert all(r.messages <= 2_000 for r in sink.requests)
+    assert all(r.body_bytes <= 450_000 for r in sink.requests)
+    assert max(r.body_bytes for r in sink.requests) > 400_000
+    assert sum(r.messages for r in sink.requests) == 2_600
     assert len({m["anonymousId"] for m in sink.messages}) == 2_600
 
 

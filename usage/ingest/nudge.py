@@ -45,6 +45,7 @@ class Nudger:
         self._pid = 0
         self.published = 0
         self.failed = 0
+        self.last_error: Exception | None = None
 
     def nudge(self) -> None:
         """Ask for a drain; returns at once (the publish happens on the nudger's thread)."""
@@ -82,6 +83,7 @@ class Nudger:
             app.send_task(DRAIN_TASK, queue=DRAIN_QUEUE, retry=False, ignore_result=True)
         except Exception as exc:  # any broker failure: the sweeper is the safety net
             self.failed += 1
+            self.last_error = exc
             logger.warning(
                 "ingest_nudge_failed",
                 extra={"error": repr(exc), "seconds": round(time.monotonic() - started, 3)},

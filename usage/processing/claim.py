@@ -48,7 +48,9 @@ def _whole_requests(rows: list[tuple[int, UUID]], batch_size: int) -> list[UUID]
     return requests
 
 
-def inbox_claim(*, batch_size: int, lease_seconds: int, now: datetime | None = None) -> Claim | None:
+def inbox_claim(
+    *, batch_size: int, lease_seconds: int, now: datetime | None = None
+) -> Claim | None:
     """Claim the oldest pending requests, about ``batch_size`` events; None when none is free."""
     now = now or timezone.now()
     claim_id = uuid4()

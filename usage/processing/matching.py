@@ -74,7 +74,9 @@ class Lookups:
             return self.users_by_email.get(email)
         return None
 
-    def company_find(self, company_key: str | None, email: str | None, by_domain: bool) -> int | None:
+    def company_find(
+        self, company_key: str | None, email: str | None, by_domain: bool
+    ) -> int | None:
         if company_key is not None:
             return self.companies.get(company_key)
         # Last resort, only when the event names no company id at all.
@@ -157,7 +159,9 @@ def _fill_empty(ref: UserRef, facts: EventFacts, lookups: Lookups) -> None:
         lookups.users_by_ext[facts.user_key] = ref
 
 
-def _decide_group(facts: EventFacts, rules: Rules, lookups: Lookups, result: MatchResult) -> Outcome:
+def _decide_group(
+    facts: EventFacts, rules: Rules, lookups: Lookups, result: MatchResult
+) -> Outcome:
     if not rules.company_metrics:
         return _dropped(DropReason.SECTION_DISABLED)
     company_id = lookups.companies.get(facts.company_key) if facts.company_key else None
@@ -259,7 +263,7 @@ def events_match(
                 outcome = _decide_group(facts, rules, lookups, result)
             else:  # alias, and any type the door let through by mistake
                 outcome = _dropped(DropReason.UNSUPPORTED_CALL)
-        except Exception as exc:  # noqa: BLE001 — isolation: one odd payload must not fail the claim
+        except Exception as exc:
             logger.exception("usage_event_mapping_failed", extra={"inbox_id": facts.row_id})
             outcome = Outcome(status=InboxStatus.FAILED, notes=[f"{type(exc).__name__}: {exc}"])
         outcome.notes[:0] = facts.notes

@@ -49,7 +49,7 @@ def rules_load(integration: IntegrationSettings) -> Rules:
 def claimed_events_load(*, claim_id: UUID) -> list[EventFacts]:
     """The rows of a claim, read once (values, not model instances: this is the hot path)."""
     rows = InboxEvent.objects.filter(claim_id=claim_id, status=InboxStatus.PROCESSING).values_list(
-        "id", "message_id", "type", "payload", "received_at", "occurred_at"
+        "id", "message_id", "type", "payload", "received_at", "occurred_at", "attempts"
     )
     return [
         facts_of(
@@ -59,8 +59,9 @@ def claimed_events_load(*, claim_id: UUID) -> list[EventFacts]:
             payload=payload,
             received_at=received_at,
             occurred_at=occurred_at,
+            attempts=attempts,
         )
-        for row_id, message_id, type_, payload, received_at, occurred_at in rows
+        for row_id, message_id, type_, payload, received_at, occurred_at, attempts in rows
     ]
 
 
@@ -153,8 +154,9 @@ def endusers_create(*, users: list[UserRef], now: datetime) -> list[UserRef]:
     ext_ids = [u.external_id for u in users if u.external_id]
     emails = [u.email for u in users if u.email]
     stored = list(
-        EndUser.objects.filter(Q(external_id__in=ext_ids) | Q(email_normalized__in=emails))
-        .values_list("pk", "company_id", "external_id", "email_normalized")
+        EndUser.objects.filter(
+            Q(external_id__in=ext_ids) | Q(email_normalized__in=emails)
+        ).values_list("pk", "company_id", "external_id", "email_normalized")
     )
     by_ext = {ext: (pk, company) for pk, company, ext, _ in stored if ext}
     by_email = {email: (pk, company) for pk, company, _, email in stored if email}
@@ -235,6 +237,29 @@ def metric_values_write(*, specs: list[MetricValueSpec]) -> None:
     )
 
 
+_OUTCOME_COLUMNS = (
+    ("id", "bigint"),
+    ("status", "text"),
+    ("reason", "text"),
+    ("detail", "text"),
+    ("user_key", "text"),
+    ("email_key", "text"),
+    ("company_key", "text"),
+    ("enduser_id", "bigint"),
+    ("wait_until", "timestamptz"),
+    ("processed_at", "timestamptz"),
+    ("attempts", "int"),
+    ("next_attempt_at", "timestamptz"),
+)
+# SQLite allows 32,766 variables per statement (DESIGN.md §7): rows per UPDATE, with margin.
+_SQLITE_ROWS_PER_UPDATE = 2000
+
+
+def retry_delay(attempts_before: int, *, base: int, cap: int) -> timedelta:
+    """Exponential backoff: base, 2×base, 4×base, … capped."""
+    return timedelta(seconds=min(base * 2 ** min(attempts_before, 30), cap))
+
+
 def inbox_outcomes_write(
     *,
     claim_id: UUID,
@@ -244,97 +269,64 @@ def inbox_outcomes_write(
     backoff_base: int,
     backoff_max: int,
 ) -> None:
-    """One bulk update of the claim's rows with their outcomes and identity keys.
+    """One bulk UPDATE of the claim's rows: outcome, identity keys, enduser, attempts.
 
     Only rows still held by this claim are written: a row whose lease lapsed and that another
-    worker re-claimed is that worker's to finish.
+    worker re-claimed is that worker's to finish. (Django's ``bulk_update`` would be one
+    CASE expression per field, quadratic on PostgreSQL and chunked by 999 variables on
+    SQLite; this is a single linear statement on both.)
     """
-    if not events:
-        return
-    ids, statuses, reasons, details, users, emails, companies = [], [], [], [], [], [], []
-    enduser_ids, waits, processed, attempts_add = [], [], [], []
+    values = []
     for facts in events:
         outcome = outcomes[facts.row_id]
         failed = outcome.status == InboxStatus.FAILED
-        ids.append(facts.row_id)
-        statuses.append(str(outcome.status))
-        reasons.append(str(outcome.reason))
-        details.append(outcome.detail)
-        users.append(facts.user_key)
-        emails.append(facts.email_key)
-        companies.append(facts.company_key)
-        enduser_ids.append(outcome.user.pk if outcome.user is not None else None)
-        waits.append(outcome.wait_until)
-        processed.append(None if failed or outcome.status == InboxStatus.WAITING else now)
-        attempts_add.append(1 if failed else 0)
-    if _is_postgres():
-        _outcomes_write_postgres(
-            claim_id,
-            [ids, statuses, reasons, details, users, emails, companies, enduser_ids, waits,
-             processed, attempts_add],
-            now=now,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
+        finished = not failed and outcome.status != InboxStatus.WAITING
+        values.append(
+            (
+                facts.row_id,
+                str(outcome.status),
+                str(outcome.reason),
+                outcome.detail,
+                facts.user_key,
+                facts.email_key,
+                facts.company_key,
+                outcome.user.pk if outcome.user is not None else None,
+                outcome.wait_until,
+                now if finished else None,
+                facts.attempts + 1 if failed else facts.attempts,
+                now + retry_delay(facts.attempts, base=backoff_base, cap=backoff_max)
+                if failed
+                else None,
+            )
         )
+    if not values:
         return
-    objs = list(
-        InboxEvent.objects.filter(claim_id=claim_id, pk__in=ids).only("pk", "attempts")
-    )
-    index = {row_id: i for i, row_id in enumerate(ids)}
-    for obj in objs:
-        i = index[obj.pk]
-        obj.status, obj.reason, obj.detail = statuses[i], reasons[i], details[i]
-        obj.user_key, obj.email_key, obj.company_key = users[i], emails[i], companies[i]
-        obj.enduser_id, obj.wait_until, obj.processed_at = enduser_ids[i], waits[i], processed[i]
-        obj.next_attempt_at = (
-            now + retry_delay(obj.attempts, base=backoff_base, cap=backoff_max)
-            if attempts_add[i]
-            else None
-        )
-        obj.attempts += attempts_add[i]
-        obj.claim_id = None
-        obj.claimed_until = None
-    InboxEvent.objects.bulk_update(
-        objs,
-        [
-            "status", "reason", "detail", "user_key", "email_key", "company_key", "enduser_id",
-            "wait_until", "processed_at", "attempts", "next_attempt_at", "claim_id",
-            "claimed_until",
-        ],
-        batch_size=500,
-    )
-
-
-def retry_delay(attempts_before: int, *, base: int, cap: int) -> timedelta:
-    """Exponential backoff: base, 2×base, 4×base, … capped."""
-    return timedelta(seconds=min(base * 2 ** min(attempts_before, 30), cap))
-
-
-def _outcomes_write_postgres(
-    claim_id: UUID, columns: list[list], *, now: datetime, backoff_base: int, backoff_max: int
-) -> None:
-    # UPDATE … FROM unnest(arrays): one statement, linear in the batch (bulk_update's CASE
-    # expressions are quadratic on PostgreSQL).
-    table = InboxEvent._meta.db_table
-    sql = f"""
-        UPDATE {table} AS e SET
-            status = v.status, reason = v.reason, detail = v.detail,
-            user_key = v.user_key, email_key = v.email_key, company_key = v.company_key,
-            enduser_id = v.enduser_id, wait_until = v.wait_until, processed_at = v.processed_at,
-            attempts = e.attempts + v.attempts_add,
-            next_attempt_at = CASE WHEN v.attempts_add > 0 THEN %s::timestamptz
-                + make_interval(secs => LEAST(%s * power(2, LEAST(e.attempts, 30)), %s))
-                END,
-            claim_id = NULL, claimed_until = NULL
-        FROM unnest(
-            %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-            %s::text[], %s::bigint[], %s::timestamptz[], %s::timestamptz[], %s::int[]
-        ) AS v(id, status, reason, detail, user_key, email_key, company_key, enduser_id,
-               wait_until, processed_at, attempts_add)
-        WHERE e.id = v.id AND e.claim_id = %s
-    """  # noqa: S608 — the table name is ours, values are parameters
+    table = connection.ops.quote_name(InboxEvent._meta.db_table)
+    names = [name for name, _ in _OUTCOME_COLUMNS]
+    set_clause = ", ".join(f"{n} = v.{n}" for n in names[1:])
+    set_clause += ", claim_id = NULL, claimed_until = NULL"
+    where = f"{table}.id = v.id AND {table}.claim_id = %s"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [now, backoff_base, backoff_max, *columns, claim_id])
+        if _is_postgres():
+            arrays = ", ".join(f"%s::{kind}[]" for _, kind in _OUTCOME_COLUMNS)
+            cursor.execute(
+                f"UPDATE {table} SET {set_clause} "  # noqa: S608 — our own names only
+                f"FROM unnest({arrays}) AS v({', '.join(names)}) WHERE {where}",
+                [*(list(column) for column in zip(*values, strict=True)), claim_id],
+            )
+            return
+        adapt = connection.ops.adapt_datetimefield_value
+        row_sql = "(" + ", ".join(["%s"] * len(names)) + ")"
+        for start in range(0, len(values), _SQLITE_ROWS_PER_UPDATE):
+            chunk = values[start : start + _SQLITE_ROWS_PER_UPDATE]
+            params = [adapt(v) if isinstance(v, datetime) else v for row in chunk for v in row]
+            values_sql = ", ".join([row_sql] * len(chunk))
+            cursor.execute(
+                f"WITH v({', '.join(names)}) AS (VALUES {values_sql}) "  # noqa: S608 — our names
+                f"UPDATE {table} SET {set_clause} FROM v WHERE {where}",
+                # Django stores UUIDs on SQLite as 32 hex characters.
+                [*params, claim_id.hex],
+            )
 
 
 def waiting_requeue(*, user_keys: Iterable[str], emails: Iterable[str]) -> int:
@@ -343,6 +335,8 @@ def waiting_requeue(*, user_keys: Iterable[str], emails: Iterable[str]) -> int:
     emails = sorted(set(emails))
     if not user_keys and not emails:
         return 0
-    return InboxEvent.objects.filter(status=InboxStatus.WAITING).filter(
-        Q(user_key__in=user_keys) | Q(email_key__in=emails)
-    ).update(status=InboxStatus.PENDING, wait_until=None, next_attempt_at=None)
+    return (
+        InboxEvent.objects.filter(status=InboxStatus.WAITING)
+        .filter(Q(user_key__in=user_keys) | Q(email_key__in=emails))
+        .update(status=InboxStatus.PENDING, wait_until=None, next_attempt_at=None)
+    )

@@ -130,7 +130,9 @@ def profile_of(payload: dict) -> Profile:
     first = _text(traits.get("firstName") or traits.get("first_name"), 150)
     last = _text(traits.get("lastName") or traits.get("last_name"), 150)
     name = _text(traits.get("name"), 255) or f"{first} {last}".strip()[:255]
-    return Profile(name=name, first_name=first, last_name=last, title=_text(traits.get("title"), 255))
+    return Profile(
+        name=name, first_name=first, last_name=last, title=_text(traits.get("title"), 255)
+    )
 
 
 def count_of(properties: dict) -> tuple[int, str | None]:
@@ -212,6 +214,7 @@ class EventFacts:
     company_key: str | None = None
     asset_key: str | None = None
     project_key: str | None = None
+    attempts: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -223,6 +226,7 @@ def facts_of(
     payload: dict,
     received_at: datetime,
     occurred_at: datetime | None,
+    attempts: int = 0,
 ) -> EventFacts:
     payload = payload if isinstance(payload, dict) else {}
     kind = (type_ or payload.get("type") or "").lower()
@@ -234,6 +238,7 @@ def facts_of(
         received_at=received_at,
         occurred_at=occurred_at or timestamp_of(payload, received_at),
         company_key=company_key_of({**payload, "type": kind}),
+        attempts=attempts,
     )
     if kind in USER_CALLS:
         facts.user_key = user_key_of(payload)

@@ -1,0 +1,302 @@
+"""Ingest throughput and latency: the real endpoint under gunicorn vs bare views, same server.
+
+Creates a dedicated PostgreSQL database ``bench_ingest`` (dropped at the end), migrates it,
+starts gunicorn (``bench.ingest_settings``: the project's settings with bench-only bare
+views added) on 127.0.0.1 and drives it from a separate load process (bench/ingest_load.py):
+
+(a) 1,000-event batches to ``/v1/batch`` vs ``/bench/copy`` (psycopg COPY of the same batch):
+    events/s durably accepted; targets ≥ 30,000 events/s and ≥ 0.5× the baseline.
+(b) single events to ``/v1/track`` vs ``/bench/insert`` (one INSERT): max requests/s
+    (target ≥ 0.8×), then p50/p99 latency at half the endpoint's max rate (p99 < 50 ms).
+
+No Celery worker runs: only acceptance is measured (the nudge still publishes to the broker).
+``DATABASE_URL`` / ``CELERY_BROKER_URL`` choose the services (defaults: local PostgreSQL
+``test`` and Redis DB 2). ``BENCH_INGEST_WORKER_CLASS`` (gthread) / ``_WORKERS`` (2) /
+``_THREADS`` (4) tune gunicorn. Figures are indicative when other work shares the machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+DB_NAME = "bench_ingest"
+ROOT = Path(__file__).resolve().parent.parent
+BATCH_SIZE = 1000
+TARGET_BATCH_EVENTS = 30_000.0
+TARGET_BATCH_RATIO = 0.5
+TARGET_SINGLE_RATIO = 0.8
+TARGET_P99_MS = 50.0
+
+
+def _database_url() -> str:
+    return os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/test")
+
+
+def _db_url(name: str) -> str:
+    parts = urlsplit(_database_url())
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_database_url(), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def _count_rows(prefix: str) -> int:
+    import psycopg
+
+    with psycopg.connect(_db_url(DB_NAME)) as conn:
+        sql = "SELECT count(*) FROM usage_inboxevent WHERE message_id LIKE %s AND status = %s"
+        return conn.execute(sql, [prefix + "%", "pending"]).fetchone()[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(port: int) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": _db_url(DB_NAME),
+        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/2"),
+        "DJANGO_SETTINGS_MODULE": "bench.ingest_settings",
+        # Production mode, as deployed: DEBUG off (no query log), real hosts.
+        "DJANGO_DEBUG": "false",
+        "SECRET_KEY": "bench-" + uuid.uuid4().hex,
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "SECURE_SSL_REDIRECT": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("TEST_DATABASE_NAME", None)
+    return env
+
+
+def _manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def _start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen:
+    worker_class = os.environ.get("BENCH_INGEST_WORKER_CLASS", "gthread")
+    cmd = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "planhat_segment.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        os.environ.get("BENCH_INGEST_WORKERS", "2"),
+        "--worker-class",
+        worker_class,
+        "--keep-alive",
+        "30",
+        "--backlog",
+        "256",
+    ]
+    if worker_class == "gthread":
+        cmd += ["--threads", os.environ.get("BENCH_INGEST_THREADS", "4")]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                _stop(proc)
+                raise RuntimeError(
+                    "gunicorn did not start: " + proc.stderr.read().decode()[-3000:]
+                ) from None
+            time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _load(cfg: dict) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ingest_load", json.dumps(cfg)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=cfg["seconds"] + 60,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"load generator failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    bad = {k: v for k, v in result["status"].items() if k != "200"}
+    if bad or result["errors"]:
+        print(
+            f"[bench ingest] {cfg['path']}: non-200 {bad}, errors {result['errors']}",
+            file=sys.stderr,
+        )
+    print(f"[bench ingest] {cfg['path']} {cfg.get('rate') or 'max'}: {result}", file=sys.stderr)
+    return result
+
+
+def run(args) -> list[dict]:
+    quick = bool(getattr(args, "quick", False))
+    seconds = 3.0 if quick else 12.0
+    warmup = 1.0 if quick else 2.0
+    run_id = uuid.uuid4().hex[:8]
+    port = _free_port()
+    env = _env(port)
+    _admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+    _admin(f'CREATE DATABASE "{DB_NAME}"')
+    proc = None
+    try:
+        _manage(env, "migrate", "--noinput")
+        token = (
+            _manage(
+                env,
+                "shell",
+                "-c",
+                "from integrations.services import integration_ensure; "
+                "print(integration_ensure().tenant_token)",
+            )
+            .strip()
+            .splitlines()[-1]
+        )
+        authorization = "Basic " + base64.b64encode(f"{token}:".encode()).decode()
+        proc = _start_gunicorn(env, port)
+
+        def load(path: str, kind: str, connections: int, secs: float, rate: float | None = None):
+            cfg = {
+                "port": port,
+                "path": path,
+                "kind": kind,
+                "batch_size": BATCH_SIZE,
+                "connections": connections,
+                "seconds": secs,
+                "max_requests": 2_000 if kind == "batch" else 200_000,
+                "authorization": authorization if not path.startswith("/bench/") else "",
+                "run": f"{run_id}-{path.strip('/').replace('/', '_')}-{int(rate) if rate else 'max'}-{time.monotonic_ns() % 10**9}",
+                "rate": rate,
+            }
+            result = _load(cfg)
+            if not path.startswith("/bench/"):
+                ours.append(result)
+            return result
+
+        ours: list[dict] = []
+
+        # Warm both workers' connections and caches before measuring.
+        load("/v1/batch", "batch", 4, warmup)
+        load("/bench/copy", "batch", 4, warmup)
+        load("/v1/track", "single", 8, warmup)
+        load("/bench/insert", "single", 8, warmup)
+
+        batch = load("/v1/batch", "batch", 4, seconds)
+        batch_base = load("/bench/copy", "batch", 4, seconds)
+        single = load("/v1/track", "single", 16, seconds)
+        single_base = load("/bench/insert", "single", 16, seconds)
+        single_rps = single["requests"] / single["elapsed"]
+        half = load("/v1/track", "single", 16, seconds, rate=max(1.0, single_rps / 2))
+    finally:
+        if proc is not None:
+            _stop(proc)
+    try:
+        stored = _count_rows(f"{run_id}-v1_")
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+
+    batch_eps = batch["accepted"] / batch["elapsed"]
+    batch_base_eps = batch_base["accepted"] / batch_base["elapsed"]
+    base_rps = single_base["requests"] / single_base["elapsed"]
+    half_rps = half["requests"] / half["elapsed"]
+    # Every event the endpoint answered as accepted is in the inbox, pending (no drain ran).
+    answered = sum(r["accepted"] for r in ours)
+    all_200 = all(r["status"].keys() <= {"200"} and not r["errors"] for r in ours)
+    batch_ratio = batch_eps / batch_base_eps if batch_base_eps else 0.0
+    single_ratio = single_rps / base_rps if base_rps else 0.0
+    worker = os.environ.get("BENCH_INGEST_WORKER_CLASS", "gthread")
+    return [
+        {
+            "name": f"batch of {BATCH_SIZE} to /v1/batch",
+            "value": round(batch_eps, 1),
+            "unit": "events/s",
+            "baseline": round(batch_base_eps, 1),
+            "ratio": round(batch_ratio, 3),
+            "target": f">={TARGET_BATCH_EVENTS:,.0f}, >={TARGET_BATCH_RATIO}x",
+            "ok": batch_eps >= TARGET_BATCH_EVENTS and batch_ratio >= TARGET_BATCH_RATIO,
+            "p50_ms": batch["p50_ms"],
+            "p99_ms": batch["p99_ms"],
+        },
+        {
+            "name": "single event to /v1/track, max rate",
+            "value": round(single_rps, 1),
+            "unit": "req/s",
+            "baseline": round(base_rps, 1),
+            "ratio": round(single_ratio, 3),
+            "target": f">={TARGET_SINGLE_RATIO}x",
+            "ok": single_ratio >= TARGET_SINGLE_RATIO,
+            "p50_ms": single["p50_ms"],
+            "p99_ms": single["p99_ms"],
+            "baseline_p50_ms": single_base["p50_ms"],
+            "baseline_p99_ms": single_base["p99_ms"],
+        },
+        {
+            "name": f"single event p50 at half max ({half_rps:,.0f} req/s)",
+            "value": half["p50_ms"],
+            "unit": "ms",
+        },
+        {
+            "name": f"single event p99 at half max ({half_rps:,.0f} req/s)",
+            "value": half["p99_ms"],
+            "unit": "ms",
+            "target": f"<{TARGET_P99_MS:.0f} ms",
+            "ok": half["p99_ms"] < TARGET_P99_MS,
+        },
+        {
+            "name": "accepted events found pending in the database",
+            "value": float(stored),
+            "unit": "rows",
+            "baseline": float(answered),
+            "target": "= accepted, all 200",
+            "ok": all_200 and stored == answered,
+            "gunicorn": f"{worker} x {os.environ.get('BENCH_INGEST_WORKERS', '2')}",
+        },
+    ]
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest")
+    parser.add_argument("--quick", action="store_true")
+    for row in run(parser.parse_args()):
+        print(json.dumps(row))

@@ -1,0 +1,161 @@
+"""Admin: the event log (inbox), activities, metric values and the unassigned-users report.
+
+Presentation plus calls to services: reprocessing and assignment live in ``usage.services``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.html import format_html
+
+from planhat_segment.models import Company
+
+from . import selectors, services
+from .models import Activity, InboxEvent, MetricValue
+
+
+class AssignForm(forms.Form):
+    user_key = forms.CharField(required=False)
+    email = forms.CharField(required=False)
+    company_id = forms.IntegerField()
+
+
+@admin.register(InboxEvent)
+class InboxEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "received_at",
+        "type",
+        "status",
+        "reason",
+        "user_key",
+        "email_key",
+        "company_key",
+        "short_detail",
+        "attempts",
+    ]
+    list_filter = ["status", "type", "reason", ("received_at", admin.DateFieldListFilter)]
+    search_fields = ["=message_id", "user_key", "email_key"]
+    date_hierarchy = "received_at"
+    actions = ["reprocess_selected"]
+    readonly_fields = [
+        "message_id",
+        "request_id",
+        "type",
+        "status",
+        "reason",
+        "detail",
+        "attempts",
+        "received_at",
+        "occurred_at",
+        "processed_at",
+        "next_attempt_at",
+        "claimed_until",
+        "wait_until",
+        "user_key",
+        "email_key",
+        "company_key",
+        "enduser",
+        "pretty_payload",
+    ]
+    exclude = ["payload"]
+    list_per_page = 100
+
+    def get_queryset(self, request):
+        # The payload can be large: never loaded for the list.
+        return super().get_queryset(request).defer("payload")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="detail")
+    def short_detail(self, obj):
+        return obj.detail[:80] + ("…" if len(obj.detail) > 80 else "")
+
+    @admin.display(description="payload")
+    def pretty_payload(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, sort_keys=True))
+
+    @admin.action(description="Reprocess selected")
+    def reprocess_selected(self, request, queryset):
+        count = services.inbox_events_reprocess(ids=queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{count} event(s) queued for processing again.")
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "inbox_counts": selectors.inbox_counts_last_24h(),
+            "reason_counts": selectors.inbox_reason_counts_last_24h(),
+        }
+        return super().changelist_view(request, extra_context=extra_context)
+
+    def get_urls(self):
+        extra = [
+            path(
+                "unassigned/",
+                self.admin_site.admin_view(self.unassigned_view),
+                name="usage_inboxevent_unassigned",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def unassigned_view(self, request):
+        form = AssignForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                enduser = services.unassigned_user_assign(
+                    user_key=form.cleaned_data["user_key"] or None,
+                    email=form.cleaned_data["email"] or None,
+                    company_id=form.cleaned_data["company_id"],
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(
+                    request, f"{enduser} assigned to {enduser.company}; their events are queued."
+                )
+                return redirect("admin:usage_inboxevent_unassigned")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Unassigned users",
+            "rows": selectors.unassigned_users_list(),
+            "companies": Company.objects.only("pk", "name", "external_id").order_by("name")[:1000],
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/usage/inboxevent/unassigned.html", context)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Activity)
+class ActivityAdmin(ReadOnlyAdmin):
+    list_display = ["occurred_at", "action", "count", "enduser", "company", "asset", "project"]
+    list_filter = [("occurred_at", admin.DateFieldListFilter), "action"]
+    search_fields = ["=message_id", "action", "enduser__external_id", "company__external_id"]
+    list_select_related = ["enduser", "company", "asset", "project"]
+    raw_id_fields = ["enduser", "company", "asset", "project"]
+
+
+@admin.register(MetricValue)
+class MetricValueAdmin(ReadOnlyAdmin):
+    list_display = ["occurred_at", "company", "metric", "value"]
+    list_filter = ["metric", ("occurred_at", admin.DateFieldListFilter)]
+    search_fields = ["=message_id", "company__external_id", "company__name"]
+    list_select_related = ["company", "metric"]
+    raw_id_fields = ["company"]
