@@ -422,3 +422,25 @@ def test_database_unreachable_for_settings_is_503(client, monkeypatch):
 def test_basic_header_helper_matches_segment_format(token):
     # Guards the helper the other tests rely on: Segment's exact header shape.
     assert basic(token) == "Basic " + base64.b64encode(f"{token}:".encode()).decode()
+
+
+def test_message_nested_deeper_than_storable_is_rejected_alone(client, auth):
+    deep: dict = {}
+    node = deep
+    for _ in range(300):  # orjson reads up to 1,024 levels but writes at most 254
+        node["a"] = {}
+        node = node["a"]
+    body = [track("deep-ok"), track("too-deep", properties=deep)]
+    response = post(client, "/dock/segment", body, **auth)
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 1
+    assert response.json()["rejected"][0]["index"] == 1
+    assert "Cannot store" in response.json()["rejected"][0]["detail"]
+    assert InboxEvent.objects.get().message_id == "deep-ok"
+
+
+def test_text_holding_a_backslash_u0000_is_not_a_nul(client, auth):
+    message = track("bs", properties={"path": "C:\\u0000dir"})
+    response = post(client, "/dock/segment", message, **auth)
+    assert response.json()["accepted"] == 1
+    assert InboxEvent.objects.get().payload["properties"]["path"] == "C:\\u0000dir"

@@ -22,6 +22,9 @@ def _fast_push(settings):
     settings.WAREHOUSE_PUSH_BACKOFF_MAX_SECONDS = 2
     settings.WAREHOUSE_PUSH_TIMEOUT_SECONDS = 5
     settings.WAREHOUSE_PUSH_SAFETY_MARGIN_SECONDS = 0
+    # One batch at a time, so scripted sink answers hit a known batch; concurrency has its
+    # own test.
+    settings.WAREHOUSE_PUSH_CONCURRENCY = 1
 
 
 @pytest.fixture

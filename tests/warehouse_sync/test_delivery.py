@@ -194,3 +194,19 @@ def test_push_pacing_limits_events_per_second(warehouse, sink, settings):
     # Three batches of 50 at 100/s: the third may leave one second after the first.
     assert time.monotonic() - started >= 0.95
     assert len(sink.messages) == 150
+
+
+def test_push_with_two_batches_in_flight_accounts_for_every_object(warehouse, sink, settings):
+    settings.WAREHOUSE_PUSH_CONCURRENCY = 2
+    settings.WAREHOUSE_PUSH_MAX_BATCH_MESSAGES = 100
+    Company.objects.bulk_create([Company(name=f"C{i}") for i in range(1_050)])
+    sink.script("500")  # whichever batch gets it is retried
+    run = push()
+    assert run.status == SyncStatus.SUCCEEDED
+    assert run.objects_synced == 1_050
+    assert len({m["anonymousId"] for m in sink.messages}) == 1_050
+    assert SyncBatch.objects.filter(run=run).count() == 11
+    assert sorted(SyncBatch.objects.filter(run=run).values_list("sequence", flat=True)) == list(
+        range(1, 12)
+    )
+    assert SyncBatch.objects.filter(run=run, attempts=2).count() == 1

@@ -188,17 +188,17 @@ def test_run_whose_lease_was_taken_away_stops_writing(warehouse, sink, settings)
     Company.objects.bulk_create([Company(name=f"C{i}") for i in range(3)])
     run = sync_run_start(trigger="manual", enqueue=False)
     # Another process reaped the run (it looked dead); the worker must notice and stop.
-    original_send = None
+    original_pace = None
 
-    def reaping_send(*, body, count):
+    def reaping_pace(count):
         SyncRun.objects.filter(pk=run.pk).update(status=SyncStatus.FAILED, error="reaped")
-        return original_send(body=body, count=count)
+        return original_pace(count)
 
     from warehouse_sync.services import runs
 
     client = runs.client_for(integration=integration_ensure())
-    original_send = client.send
-    client.send = reaping_send
+    original_pace = client.pace
+    client.pace = reaping_pace
     result = sync_run_execute(run_id=run.pk, client=client)
     assert result.status == SyncStatus.FAILED
     assert result.error == "reaped"

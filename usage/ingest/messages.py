@@ -7,21 +7,28 @@ Only the door's checks live here (DESIGN.md §4.1): an item is rejected as
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 MESSAGE_TYPES = frozenset({"identify", "track", "group", "page", "screen", "alias"})
 MAX_MESSAGE_ID = 100
+# U+0000 as orjson writes it: \u0000 after an even number of backslashes (an odd number means
+# the text itself holds a backslash followed by "u0000", which is storable).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 # Keys of a batch envelope that merge into each message (the message's own keys win).
 ENVELOPE_MERGED = ("context", "integrations")
 
 
-@dataclass(frozen=True)
-class Message:
-    """One accepted message: its id, type, event time (UTC) and the payload to store."""
+class Message(NamedTuple):
+    """One accepted message: its id, type, event time (UTC) and the payload to store.
+
+    A NamedTuple rather than a frozen dataclass: as immutable, and built ~3× faster, which
+    shows at 1,000 messages a request.
+    """
 
     message_id: str
     type: str
@@ -70,11 +77,16 @@ def _merge_envelope(envelope: dict, item: Any) -> Any:
     return merged
 
 
-def messages_validate(*, items: list[Any]) -> tuple[list[Message], list[Rejection]]:
+def messages_validate(
+    *, items: list[Any], check_each: bool = True
+) -> tuple[list[Message], list[Rejection]]:
     """Split items into accepted messages and rejections, in body order.
 
     ``writeKey`` is stripped; a message without ``messageId`` gets ``auto-<sha256>`` of its
-    canonical content (sorted keys), so a retried identical body dedupes.
+    canonical content (sorted keys), so a retried identical body dedupes. ``check_each``
+    serialises each message to reject what the database or orjson cannot store (U+0000,
+    nesting deeper than orjson writes); the view turns it off when the raw body holds no
+    ``\\u0000``, and on again only if storing then fails to serialise.
     """
     accepted: list[Message] = []
     rejected: list[Rejection] = []
@@ -83,28 +95,33 @@ def messages_validate(*, items: list[Any]) -> tuple[list[Message], list[Rejectio
         if problem:
             rejected.append(Rejection(index=index, detail=problem))
             continue
-        payload = {k: v for k, v in item.items() if k != "writeKey"}
-        try:
-            canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-        except (TypeError, orjson.JSONEncodeError) as exc:  # e.g. nesting deeper than orjson's
-            rejected.append(Rejection(index=index, detail=f"Cannot store this message: {exc}."))
+        payload = item
+        if "writeKey" in item:
+            payload = {k: v for k, v in item.items() if k != "writeKey"}
+        problem = _unstorable(payload) if check_each else ""
+        if problem:
+            rejected.append(Rejection(index=index, detail=problem))
             continue
-        if b"\\u0000" in canonical:
-            # PostgreSQL's jsonb cannot hold U+0000: storing it would fail the whole request.
-            rejected.append(
-                Rejection(index=index, detail="The message contains a NUL character (\\u0000).")
-            )
-            continue
-        message_id = _message_id(payload, canonical)
         accepted.append(
             Message(
-                message_id=message_id,
+                message_id=_message_id(payload),
                 type=payload["type"],
                 occurred_at=_occurred_at(payload),
                 payload=payload,
             )
         )
     return accepted, rejected
+
+
+def _unstorable(payload: dict) -> str:
+    try:
+        data = orjson.dumps(payload)
+    except orjson.JSONEncodeError as exc:
+        return f"Cannot store this message: {exc}."
+    if _NUL_ESCAPE.search(data):
+        # PostgreSQL's jsonb cannot hold U+0000: storing it would fail the whole request.
+        return "The message contains a NUL character (\\u0000)."
+    return ""
 
 
 def _problem(item: Any) -> str:
@@ -169,10 +186,11 @@ def _json_kind(value: Any) -> str:
     return "an object"
 
 
-def _message_id(payload: dict, canonical: bytes) -> str:
+def _message_id(payload: dict) -> str:
     given = payload.get("messageId")
     if given is not None and str(given).strip():
         return str(given)
+    canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     return "auto-" + hashlib.sha256(canonical).hexdigest()
 
 

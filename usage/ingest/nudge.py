@@ -42,7 +42,6 @@ class Nudger:
         self._wanted = False
         self._last_publish = float("-inf")
         self._thread: threading.Thread | None = None
-        self._pid = 0
         self.published = 0
         self.failed = 0
         self.last_error: Exception | None = None
@@ -50,16 +49,15 @@ class Nudger:
     def nudge(self) -> None:
         """Ask for a drain; returns at once (the publish happens on the nudger's thread)."""
         with self._cond:
+            if self._wanted:
+                # Already due at the end of this window: waking the thread again for every
+                # request cost more than the insert itself (measured: ~0.4 ms a request).
+                return
             self._wanted = True
-            self._ensure_thread()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="ingest-nudger", daemon=True)
+                self._thread.start()
             self._cond.notify()
-
-    def _ensure_thread(self) -> None:
-        # A forked worker (gunicorn) inherits the object but not the thread: start one per pid.
-        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._run, name="ingest-nudger", daemon=True)
-            self._thread.start()
 
     def _run(self) -> None:
         while True:
@@ -95,6 +93,17 @@ class Nudger:
 
 _nudger: Nudger | None = None
 _nudger_lock = threading.Lock()
+
+
+def _forget_after_fork() -> None:
+    # A forked child (gunicorn --preload, Celery prefork) has the object but not its thread,
+    # and maybe a lock held by it: start over with a fresh nudger.
+    global _nudger, _nudger_lock
+    _nudger = None
+    _nudger_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def nudger() -> Nudger:

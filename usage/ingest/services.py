@@ -89,7 +89,8 @@ def inbox_store(*, messages: list[Message], received_at: datetime) -> StoreResul
 
 
 def _db_datetime(value: datetime, vendor: str) -> str:
-    value = value.astimezone(UTC)
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
     if vendor == "postgresql":
         return value.isoformat()
     # Django's SQLite format: naive UTC text, as DateTimeField stores it under USE_TZ.

@@ -100,7 +100,7 @@ class SegmentClient:
         self.session = requests.Session()
         adapter = HTTPAdapter(
             pool_connections=1,
-            pool_maxsize=1,
+            pool_maxsize=4,
             max_retries=_retry_policy(
                 max_attempts=self.max_attempts,
                 backoff=settings.WAREHOUSE_PUSH_BACKOFF_SECONDS if backoff is None else backoff,
@@ -138,9 +138,20 @@ class SegmentClient:
             time.sleep(due - now)
         self._pace_sent += count
 
-    def send(self, *, body: bytes, count: int) -> BatchOutcome:
-        """Post one batch body; raise WriteKeyRejected on 401/403, else return the outcome."""
+    def pace(self, count: int) -> None:
+        """Wait until ``count`` more messages may leave (call from one thread only)."""
         self._pace(count)
+
+    def send(self, *, body: bytes, count: int) -> BatchOutcome:
+        """Pace, then post one batch body (see ``post``)."""
+        self._pace(count)
+        return self.post(body=body)
+
+    def post(self, *, body: bytes) -> BatchOutcome:
+        """Post one batch body; raise WriteKeyRejected on 401/403, else return the outcome.
+
+        Safe to call from a few threads at once (the connection pool holds 4 connections).
+        """
         data = gzip.compress(body, compresslevel=1, mtime=0) if self.use_gzip else body
         started = time.monotonic()
         try:

@@ -9,6 +9,8 @@ the next trigger or by the beat check.
 from __future__ import annotations
 
 import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -239,6 +241,10 @@ class _Pusher:
         self.failed_before: dict[tuple[str, str], set[int]] = {}
         for model, kind, pk in FailedObject.objects.values_list("model", "kind", "object_pk"):
             self.failed_before.setdefault((model, kind), set()).add(pk)
+        self.concurrency = max(1, settings.WAREHOUSE_PUSH_CONCURRENCY)
+        # HTTP only in these threads; every database write stays in the run's own thread.
+        self.pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="push")
+        self.in_flight: deque[tuple] = deque()
         self.buffer: list[bytes] = []
         self.refs: list[tuple[str, str, int]] = []
         self.size = 0
@@ -268,27 +274,44 @@ class _Pusher:
         self.refs.append((item.model, kind, item.pk))
         self.size += n
 
-    def flush(self) -> None:
-        if not self.buffer:
-            return
-        body = self.ENVELOPE_START + b",".join(self.buffer) + self.envelope_end
-        refs, count = self.refs, len(self.buffer)
-        self.buffer, self.refs, self.size = [], [], 0
-        self.sequence += 1
+    def flush(self, *, drain: bool = False) -> None:
+        """Send the buffer; keep up to WAREHOUSE_PUSH_CONCURRENCY - 1 batches in flight while
+        the next one is read and packed, and account for outcomes in submission order."""
+        if self.buffer:
+            body = self.ENVELOPE_START + b",".join(self.buffer) + self.envelope_end
+            refs, count = self.refs, len(self.buffer)
+            self.buffer, self.refs, self.size = [], [], 0
+            self.sequence += 1
+            self.client.pace(count)
+            future = self.pool.submit(self.client.post, body=body)
+            self.in_flight.append((future, len(body), count, refs, self.sequence))
+        while self.in_flight and (drain or len(self.in_flight) >= self.concurrency):
+            self._outcome_account(*self.in_flight.popleft())
+
+    def _outcome_account(
+        self, future: Future, body_bytes: int, count: int, refs: list, sequence: int
+    ) -> None:
         try:
-            outcome = self.client.send(body=body, count=count)
+            outcome = future.result()
         except WriteKeyRejected as exc:
-            self._batch_record(body, count, None, error=str(exc))
+            self._batch_record(body_bytes, count, sequence, None, error=str(exc))
             raise _RunStopped(str(exc)) from exc
-        self._batch_record(body, count, outcome)
+        self._batch_record(body_bytes, count, sequence, outcome)
         if outcome.ok:
             self.consecutive_failed = 0
             self._succeeded(refs)
         else:
-            self._batch_failed(refs, outcome)
+            self._batch_failed(refs, outcome, sequence)
         # Every batch (a few cheap queries per ~1,000 messages): renews the lease, publishes
         # progress, and notices at once when the run was reaped from under us.
         self.progress_save()
+
+    def close(self) -> None:
+        # Batches still in flight when a run stops are not accounted: the run failed and
+        # its mark does not move, so the next run sends those objects again.
+        for future, *_rest in self.in_flight:
+            future.cancel()
+        self.pool.shutdown(wait=True)
 
     def _succeeded(self, refs: list[tuple[str, str, int]]) -> None:
         cleared: dict[tuple[str, str], list[int]] = {}
@@ -301,15 +324,16 @@ class _Pusher:
             FailedObject.objects.filter(model=model, kind=kind, object_pk__in=pks).delete()
             self.failed_before[(model, kind)].difference_update(pks)
 
-    def _batch_failed(self, refs: list[tuple[str, str, int]], outcome: BatchOutcome) -> None:
+    def _batch_failed(
+        self, refs: list[tuple[str, str, int]], outcome: BatchOutcome, sequence: int
+    ) -> None:
         per_model: dict[str, int] = {}
         for model, _kind, _pk in refs:
             per_model[model] = per_model.get(model, 0) + 1
         for model, n in per_model.items():
             first = next(pk for m, _k, pk in refs if m == model)
             self.counters[model].fail(
-                f"batch {self.sequence}: {n} {model} object(s) from pk {first} failed: "
-                f"{outcome.error}",
+                f"batch {sequence}: {n} {model} object(s) from pk {first} failed: {outcome.error}",
                 n,
             )
         self._failed_record(refs, outcome.error)
@@ -337,13 +361,18 @@ class _Pusher:
         )
 
     def _batch_record(
-        self, body: bytes, count: int, outcome: BatchOutcome | None, error: str = ""
+        self,
+        body_bytes: int,
+        count: int,
+        sequence: int,
+        outcome: BatchOutcome | None,
+        error: str = "",
     ) -> None:
         SyncBatch.objects.create(
             run=self.run,
-            sequence=self.sequence,
+            sequence=sequence,
             messages=count,
-            body_bytes=len(body),
+            body_bytes=body_bytes,
             status_code=outcome.status_code if outcome else None,
             attempts=outcome.attempts if outcome else 1,
             attempt_log=outcome.attempt_log if outcome else [],
@@ -407,7 +436,7 @@ def sync_run_execute(*, run_id: int, client: SegmentClient | None = None) -> Syn
             for rows in changes.tombstone_chunks(model=model, since=since, size=chunk_size):
                 for item in mapping.tombstones_map(rows):
                     pusher.add(kind=FailedObjectKind.TOMBSTONE, item=item)
-        pusher.flush()
+        pusher.flush(drain=True)
     except _LeaseLost:
         logger.error("warehouse_sync_lease_lost", extra={"run_id": run.pk})
         return SyncRun.objects.get(pk=run.pk)
@@ -418,6 +447,7 @@ def sync_run_execute(*, run_id: int, client: SegmentClient | None = None) -> Syn
         logger.exception("warehouse_sync_run_crashed", extra={"run_id": run.pk})
         return _finish(pusher, status=SyncStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
     finally:
+        pusher.close()
         client.close()
     # Earlier failures not retried by this run no longer exist (deleted, now test data).
     FailedObject.objects.filter(model__in=run.synced_models).exclude(run=run).delete()
