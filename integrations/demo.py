@@ -107,7 +107,9 @@ def _demo_events(rng: random.Random, company_id: str, start: dt.date, days: int)
 
 
 def _queue(messages: list[dict]) -> int:
-    from usage.ingest.services import inbox_store
+    from usage.services import inbox_drain_nudge
+    from usage.sample_events import messages_ingest
 
-    result = inbox_store(messages=messages)
-    return result.accepted
+    accepted, _, _ = messages_ingest(items=messages)
+    inbox_drain_nudge()
+    return accepted

@@ -126,9 +126,9 @@ def _push(request: HttpRequest, integration: IntegrationSettings):
 
 
 def _send_test_event(request: HttpRequest, integration: IntegrationSettings):
-    from usage.services import test_event_send
+    from usage.sample_events import sample_events_send
 
-    outcomes = test_event_send()
+    outcomes = sample_events_send()
     for outcome in outcomes:
         level = messages.SUCCESS if outcome.ok else messages.WARNING
         messages.add_message(request, level, f"Test {outcome.kind}: {outcome.summary}")

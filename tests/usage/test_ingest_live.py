@@ -24,6 +24,17 @@ from usage.models import InboxEvent, InboxStatus
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def _sdk_session_closed():
+    # The SDK keeps one module-level keep-alive session: close it before live_server stops, or
+    # the server's request thread closes SQLite's shared in-memory connection from another
+    # thread after the test (noise, not a failure).
+    yield
+    from segment.analytics import request
+
+    request._session.close()
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("use_gzip", [False, True])
 def test_segment_python_sdk_sync_mode_is_stored(live_server, integration, use_gzip):

@@ -11,7 +11,7 @@ from django.db.models import NOT_PROVIDED
 
 from tests.usage.conftest import basic
 from usage.ingest.messages import Message
-from usage.ingest.services import _POSTGRES_SQL, _SQLITE_SQL, inbox_store
+from usage.ingest.services import _POSTGRES_ONE_SQL, _POSTGRES_SQL, _SQLITE_SQL, inbox_store
 from usage.models import InboxEvent, InboxStatus
 
 pytestmark = pytest.mark.django_db
@@ -71,7 +71,7 @@ def test_insert_sets_every_required_inbox_column():
         for f in InboxEvent._meta.concrete_fields
         if not f.null and not f.primary_key and f.db_default is NOT_PROVIDED
     }
-    for sql in (_POSTGRES_SQL, _SQLITE_SQL):
+    for sql in (_POSTGRES_SQL, _POSTGRES_ONE_SQL, _SQLITE_SQL):
         columns = sql.split("(", 1)[1].split(")", 1)[0]
         named = {c.strip() for c in columns.split(",")}
         assert required <= named, required - named

@@ -30,6 +30,15 @@ FROM jsonb_array_elements(%s::jsonb) AS r
 ON CONFLICT (message_id) DO NOTHING
 """  # noqa: S608 - the table name is our own model's, not input
 
+# One row (the single-event calls): plain VALUES, which PostgreSQL plans and runs measurably
+# faster than unpacking a one-element document (docs/sections/ingest.md).
+_POSTGRES_ONE_SQL = f"""
+INSERT INTO {_TABLE} (message_id, request_id, type, payload, received_at, occurred_at,
+                      status, reason, detail, attempts)
+VALUES (%s, %s, %s, %s::jsonb, %s, %s::timestamptz, %s, '', '', 0)
+ON CONFLICT (message_id) DO NOTHING
+"""  # noqa: S608 - the table name is our own model's, not input
+
 _SQLITE_SQL = f"""
 INSERT INTO {_TABLE} (message_id, request_id, type, payload, received_at, occurred_at,
                       status, reason, detail, attempts)
@@ -73,10 +82,16 @@ def inbox_store(*, messages: list[Message], received_at: datetime) -> StoreResul
                 "p": message.payload,
             }
         )
-    document = _dumps(rows)
-    if vendor == "postgresql":
+    if vendor == "postgresql" and len(rows) == 1:
+        row = rows[0]
+        sql = _POSTGRES_ONE_SQL
+        params = [row["m"], request_id, row["t"], _dumps(row["p"]), received_at, row["o"]]
+        params.append(InboxStatus.PENDING)
+    elif vendor == "postgresql":
+        document = _dumps(rows)
         sql, params = _POSTGRES_SQL, [request_id, received_at, InboxStatus.PENDING, document]
     else:
+        document = _dumps(rows)
         sql = _SQLITE_SQL
         params = [request_id.hex, _db_datetime(received_at, vendor), InboxStatus.PENDING]
         params.append(document)
@@ -97,6 +112,6 @@ def _db_datetime(value: datetime, vendor: str) -> str:
     return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def _dumps(rows: list[dict]) -> str:
+def _dumps(rows: list[dict] | dict) -> str:
     # Payloads came from orjson.loads and already passed orjson.dumps in validation.
     return orjson.dumps(rows).decode()
