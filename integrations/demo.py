@@ -107,8 +107,8 @@ def _demo_events(rng: random.Random, company_id: str, start: dt.date, days: int)
 
 
 def _queue(messages: list[dict]) -> int:
-    from usage.services import inbox_drain_nudge
     from usage.sample_events import messages_ingest
+    from usage.services import inbox_drain_nudge
 
     accepted, _, _ = messages_ingest(items=messages)
     inbox_drain_nudge()

@@ -149,8 +149,8 @@ _ACTIONS = {
 
 def _context(request: HttpRequest, integration: IntegrationSettings, bound: dict) -> dict:
     from django.contrib import admin
-    from usage.selectors import inbox_counts_last_24h, metric_value_stats
 
+    from usage.selectors import inbox_counts_last_24h, metric_value_stats
     from warehouse_sync.selectors import last_sync_summary
 
     metrics = list(MetricDefinition.objects.all())

@@ -93,7 +93,9 @@ def _outcome(kind: str, row: InboxEvent | None) -> SampleEventOutcome:
         return SampleEventOutcome(kind, True, f"processed: {what} (event #{row.pk}).")
     if row.status in (InboxStatus.PENDING, InboxStatus.PROCESSING):
         return SampleEventOutcome(
-            kind, False, f"queued behind other events; the worker will process it (event #{row.pk})."
+            kind,
+            False,
+            f"queued behind other events; the worker will process it (event #{row.pk}).",
         )
     reason = f" ({row.get_reason_display()})" if row.reason else ""
     detail = f": {row.detail}" if row.detail else ""

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 TODAY = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0)
 
 
-def _activity(enduser, action, when, count=1, n=[0]):  # noqa: B006  (a counter for ids)
+def _activity(enduser, action, when, count=1, n=[0]):
     n[0] += 1
     return Activity(
         enduser=enduser,
