@@ -7,6 +7,8 @@ PIP := $(VENV)/bin/pip
 PYTEST_ARGS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Where Segment reaches this install; shown on the integration page.
+export PUBLIC_BASE_URL ?= http://$(HOST):$(PORT)
 
 .PHONY: run test lint format bench migrate install install-test screenshots clean
 
@@ -49,7 +51,7 @@ bench: install-test
 	$(PY) -m bench $(BENCH_ARGS)
 
 screenshots: install-test
-	$(VENV)/bin/pytest tests/browser -m browser -k screenshots --screenshots=docs
+	SCREENSHOTS_DIR=docs $(VENV)/bin/pytest tests/browser -k screenshots -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

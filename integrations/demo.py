@@ -65,7 +65,7 @@ def demo_workspace_load(*, days: int = 30, seed: int = 7) -> str:
                     "name": person,
                 },
             )
-        messages += _demo_events(rng, ext_id, start, days)
+        messages += _demo_events(rng, ext_id, days)
     accepted = _queue(messages)
     return (
         f"{len(DEMO_COMPANIES)} companies, {len(DEMO_COMPANIES) * len(DEMO_PEOPLE)} endusers, "
@@ -73,10 +73,11 @@ def demo_workspace_load(*, days: int = 30, seed: int = 7) -> str:
     )
 
 
-def _demo_events(rng: random.Random, company_id: str, start: dt.date, days: int) -> list[dict]:
+def _demo_events(rng: random.Random, company_id: str, days: int) -> list[dict]:
     events = []
+    now = timezone.now()
     for day in range(days + 1):
-        when = dt.datetime.combine(start + dt.timedelta(days=day), dt.time(12), dt.UTC)
+        when = now - dt.timedelta(days=days - day, hours=1)  # never in the future
         for i in range(len(DEMO_PEOPLE)):
             for _ in range(rng.randint(0, 3)):
                 events.append(
@@ -85,7 +86,7 @@ def _demo_events(rng: random.Random, company_id: str, start: dt.date, days: int)
                         "userId": f"{company_id}-u{i}",
                         "event": rng.choice(DEMO_ACTIONS),
                         "properties": {"asset_id": f"{company_id}-APP"},
-                        "timestamp": (when + dt.timedelta(minutes=rng.randint(0, 600))).isoformat(),
+                        "timestamp": (when - dt.timedelta(minutes=rng.randint(0, 600))).isoformat(),
                         "messageId": f"demo-{uuid.uuid5(uuid.NAMESPACE_URL, f'{company_id}{day}{i}{len(events)}')}",
                     }
                 )

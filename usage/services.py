@@ -86,7 +86,7 @@ def inbox_drain(*, max_seconds: float | None = None, batch_size: int | None = No
             break
         summary.claims += 1
         try:
-            result = claim_process(claim_id=claim.claim_id, now=timezone.now())
+            result = claim_process(claim_id=claim.claim_id, now=timezone.now(), rows=claim.rows)
         except Exception as exc:
             logger.exception("usage_claim_processing_failed", extra={"claim": str(claim.claim_id)})
             summary.failed_claims += 1

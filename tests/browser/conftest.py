@@ -76,4 +76,5 @@ def logged_in_page(page, django_user_model):
 def screenshot(page, name: str) -> None:
     if SCREENSHOTS_DIR:
         Path(SCREENSHOTS_DIR).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS_DIR) / f"{name}.png"), full_page=True)
+        # The content only (no sidebar): smaller files that still show the whole page.
+        page.locator("#content").screenshot(path=str(Path(SCREENSHOTS_DIR) / f"{name}.png"))

@@ -1,7 +1,8 @@
 """Claiming pending inbox rows in whole requests, and failing a claim.
 
 PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED``, so concurrent workers take disjoint rows
-without waiting. SQLite ignores ``select_for_update``; there the claim is a conditional
+without waiting; the whole claim (window, rest of its requests, the whole-request check and
+the lease) is one statement that returns the claimed rows, payloads included. SQLite ignores ``select_for_update``; there the claim is a conditional
 UPDATE (``status = 'pending'``) inside an IMMEDIATE transaction, which holds the database's
 write lock, so two claimers are serialised. Either way a claimed row is ``processing`` with
 a lease (``claimed_until``) and the claim's id; the sweeper frees rows whose lease lapsed.
@@ -13,13 +14,12 @@ identify binds the tracks that follow it), so a claim never takes part of a requ
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from usage.models import InboxEvent, InboxStatus
@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 class Claim:
     claim_id: UUID
     size: int
+    # PostgreSQL: the claimed rows as the claim returned them (id, message id, type, payload
+    # as JSON text, received at, occurred at, attempts), so processing need not read them
+    # again. Empty on SQLite, where processing loads them by claim id.
+    rows: tuple[tuple, ...] = field(default=(), repr=False)
 
 
 def _claimable(now: datetime):
@@ -59,40 +63,82 @@ def inbox_claim(
         "claim_id": claim_id,
         "claimed_until": now + timedelta(seconds=lease_seconds),
     }
+    if connection.vendor == "postgresql":
+        return _claim_postgres(claim_id=claim_id, batch_size=batch_size, lease=lease, now=now)
     with transaction.atomic():
         window = _claimable(now).order_by("received_at", "id")
-        if connection.vendor == "postgresql":
-            window = window.select_for_update(skip_locked=True)
         rows = list(window.values_list("id", "request_id")[:batch_size])
         if not rows:
             return None
         requests = _whole_requests(rows, batch_size)
-        if connection.vendor != "postgresql":
-            size = _claimable(now).filter(request_id__in=requests).update(**lease)
-            return Claim(claim_id=claim_id, size=size) if size else None
-        # Lock the rest of those requests (rows past the window), skipping rows another
-        # claimer holds; a request of which we could not lock every pending row is left for
-        # later, whole, rather than split between two workers.
-        locked = list(
-            _claimable(now)
-            .filter(request_id__in=requests)
-            .select_for_update(skip_locked=True)
-            .values_list("id", "request_id")
+        size = _claimable(now).filter(request_id__in=requests).update(**lease)
+        return Claim(claim_id=claim_id, size=size) if size else None
+
+
+# One round trip. ``win``: the oldest claimable rows, skipping rows other claimers hold.
+# ``reqs``: their requests, less the last one when the window may have cut it (the request
+# that first appears last, as ``_whole_requests`` does). ``locked``: every claimable row of
+# those requests, again skipping held rows; ``pending``: how many claimable rows each request
+# has. Only requests of which we hold every pending row are leased: a request is left for
+# later, whole, rather than split between two workers. (All CTEs share the statement's
+# snapshot; a row another worker claimed meanwhile drops out of ``locked`` only, so its
+# request is skipped, never split.)
+_CLAIMABLE = "status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)"
+_CLAIM_SQL = f"""
+WITH win AS MATERIALIZED (
+    SELECT id, request_id, received_at FROM {{table}}
+    WHERE {_CLAIMABLE}
+    ORDER BY received_at, id
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+),
+firsts AS (
+    SELECT request_id, min(pos) AS pos
+    FROM (SELECT request_id, row_number() OVER (ORDER BY received_at, id) AS pos FROM win) w
+    GROUP BY request_id
+),
+reqs AS (
+    SELECT request_id FROM firsts
+    WHERE NOT (
+        (SELECT count(*) FROM win) >= %(batch)s
+        AND (SELECT count(*) FROM firsts) > 1
+        AND pos = (SELECT max(pos) FROM firsts)
+    )
+),
+locked AS MATERIALIZED (
+    SELECT id, request_id FROM {{table}}
+    WHERE request_id IN (SELECT request_id FROM reqs) AND {_CLAIMABLE}
+    FOR UPDATE SKIP LOCKED
+),
+pending AS (
+    SELECT request_id, count(*) AS n FROM {{table}}
+    WHERE request_id IN (SELECT request_id FROM reqs) AND {_CLAIMABLE}
+    GROUP BY request_id
+),
+whole AS (
+    SELECT held.request_id
+    FROM (SELECT request_id, count(*) AS n FROM locked GROUP BY request_id) held
+    JOIN pending ON pending.request_id = held.request_id AND pending.n = held.n
+)
+UPDATE {{table}} AS e
+SET status = %(status)s, claim_id = %(claim_id)s, claimed_until = %(claimed_until)s
+FROM locked
+WHERE e.id = locked.id AND locked.request_id IN (SELECT request_id FROM whole)
+RETURNING e.id, e.message_id, e.type, e.payload::text, e.received_at, e.occurred_at, e.attempts
+"""  # noqa: S608 — our own table and column names only
+
+
+def _claim_postgres(*, claim_id: UUID, batch_size: int, lease: dict, now: datetime) -> Claim | None:
+    table = connection.ops.quote_name(InboxEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_SQL.format(table=table),
+            {**lease, "status": str(lease["status"]), "now": now, "batch": batch_size},
         )
-        pending = dict(
-            _claimable(now)
-            .filter(request_id__in=requests)
-            .order_by()
-            .values_list("request_id")
-            .annotate(n=Count("id"))
-            .values_list("request_id", "n")
-        )
-        held = Counter(request_id for _, request_id in locked)
-        ids = [row_id for row_id, request_id in locked if held[request_id] == pending[request_id]]
-        if not ids:
-            return None
-        InboxEvent.objects.filter(id__in=ids).update(**lease)
-        return Claim(claim_id=claim_id, size=len(ids))
+        rows = tuple(cursor.fetchall())
+    if not rows:
+        return None
+    return Claim(claim_id=claim_id, size=len(rows), rows=rows)
 
 
 def claim_fail(*, claim_id: UUID, error: str, backoff_base: int, backoff_max: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -25,16 +26,23 @@ class ClaimSummary:
     requeued: int = 0
 
 
-def claim_process(*, claim_id: UUID, now: datetime) -> ClaimSummary:
+def claim_process(
+    *, claim_id: UUID, now: datetime, rows: Sequence[tuple] | None = None
+) -> ClaimSummary:
     """Turn a claim's rows into endusers, activities and metric values, and finish the rows.
 
     All in one transaction: either every output and every row outcome is stored, or none is
     (and the caller marks the claim failed). Outputs are idempotent on message id, so a row
-    processed again after a crash never duplicates them.
+    processed again after a crash never duplicates them. ``rows`` are the rows the claim
+    returned (``Claim.rows``); without them the claim's rows are read by its id. Outcomes are
+    written only to rows still holding the claim either way.
     """
     summary = ClaimSummary()
     with transaction.atomic():
-        events = outputs.claimed_events_load(claim_id=claim_id)
+        if rows:
+            events = outputs.claimed_events_of(rows)
+        else:
+            events = outputs.claimed_events_load(claim_id=claim_id)
         if not events:
             return summary
         rules = outputs.rules_load(integration_ensure())

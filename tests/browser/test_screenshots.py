@@ -1,0 +1,58 @@
+"""The demo workspace in a real browser: the pages a newcomer sees, with their charts drawn.
+
+`make screenshots` runs this with SCREENSHOTS_DIR=docs to refresh docs/*.png for README.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from integrations.demo import demo_workspace_load
+from integrations.services import integration_ensure, integration_update
+from planhat_segment.models import Company
+from tests.warehouse_sync.sink import Sink
+from usage.services import inbox_drain
+
+from .conftest import screenshot
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def sink():
+    server = Sink().start()
+    yield server
+    server.stop()
+
+
+def test_screenshots_of_demo_workspace(logged_in_page, sink, settings):
+    from warehouse_sync.services import sync_run_execute, sync_run_start
+
+    settings.WAREHOUSE_PUSH_MAX_EVENTS_PER_SECOND = 0
+    page = logged_in_page
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    demo_workspace_load(days=90)
+    inbox_drain()
+    integration_update(
+        integration=integration_ensure(),
+        warehouse_enabled=True,
+        write_key=sink.write_key,
+        region="custom",
+        custom_base_url=sink.url,
+    )
+    run = sync_run_start(trigger="manual", enqueue=False)
+    sync_run_execute(run_id=run.pk)
+
+    page.goto("/admin/integrations/segment/")
+    assert page.get_by_test_id("status-badge").inner_text() == "ON"
+    rows = page.locator("[data-testid=sync-table] tbody tr")
+    assert rows.count() == 5
+    screenshot(page, "integration-page")
+
+    acme = Company.objects.get(external_id="ACME-001")
+    page.goto(f"/admin/planhat_segment/company/{acme.pk}/trends/?days=90")
+    page.wait_for_function("window.Chart && Chart.getChart('chart-actions') !== undefined")
+    datasets = page.evaluate("Chart.getChart('chart-metrics').data.datasets.map(d => d.label)")
+    assert sorted(datasets) == ["Active users", "Seats", "Storage (GB)"]
+    assert page.evaluate("Chart.getChart('chart-active-day').data.datasets[0].data.length") == 90
+    screenshot(page, "company-trends")
