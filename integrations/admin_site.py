@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
-from django.urls import path
+from django.urls import path, reverse
 
 
 class SegmentAdminSite(admin.AdminSite):
@@ -35,7 +35,7 @@ class SegmentAdminSite(admin.AdminSite):
                         {
                             "name": "Segment integration page",
                             "object_name": "SegmentIntegrationPage",
-                            "admin_url": "/admin/integrations/segment/",
+                            "admin_url": reverse("admin:segment_integration"),
                             "view_only": True,
                             "perms": {"view": True},
                         },

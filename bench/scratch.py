@@ -1,0 +1,50 @@
+"""A scratch PostgreSQL database for one benchmark, migrated, and dropped afterwards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def server_url() -> str:
+    """The PostgreSQL server benchmarks use (its maintenance database)."""
+    return os.environ.get("BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/postgres")
+
+
+def database_url(name: str) -> str:
+    parts = urlsplit(server_url())
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@contextmanager
+def scratch_database(name: str, *, migrate: bool = True) -> Iterator[str]:
+    """Create database ``name`` (dropping a leftover), migrate it, yield its URL, drop it."""
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _admin(f'CREATE DATABASE "{name}"')
+    url = database_url(name)
+    try:
+        if migrate:
+            env = {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": "memory://"}
+            subprocess.run(
+                [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                cwd=ROOT,
+                env=env,
+                check=True,
+            )
+        yield url
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
