@@ -69,7 +69,11 @@ def run(args) -> list[dict]:
             check=False,
             timeout=3600,
         )
-        if child.returncode != 0 or os.environ.get("BENCH_PROFILE"):
+        if (
+            child.returncode != 0
+            or os.environ.get("BENCH_PROFILE")
+            or os.environ.get("BENCH_QUERIES")
+        ):
             print(child.stderr[-12000:], file=sys.stderr)
         if child.returncode != 0:
             raise RuntimeError("bench.processing child failed")
@@ -317,9 +321,27 @@ def _child(sizes: dict) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
+    timings: dict[str, list[float]] = {}
     started = time.perf_counter()
-    summary = inbox_drain(max_seconds=3600)
+    if os.environ.get("BENCH_QUERIES"):  # time per statement kind (first 60 characters)
+        from django.db import connection
+
+        def timed(execute, sql, params, many, context):
+            began = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                timings.setdefault(" ".join(sql.split())[:60], []).append(
+                    time.perf_counter() - began
+                )
+
+        with connection.execute_wrapper(timed):
+            summary = inbox_drain(max_seconds=3600)
+    else:
+        summary = inbox_drain(max_seconds=3600)
     elapsed = time.perf_counter() - started
+    for sql, spent in sorted(timings.items(), key=lambda kv: -sum(kv[1])):
+        print(f"{sum(spent):8.3f}s {len(spent):5d}x  {sql}", file=sys.stderr)
     if profiler is not None:
         import pstats
 

@@ -446,6 +446,33 @@ def test_bulk_writes_set_updated_at(integration):
     assert user.updated_at > timezone.now() - timedelta(minutes=1)
 
 
+def test_outputs_keep_payload_values_and_times_exactly(integration):
+    # PostgreSQL reads claimed rows as JSON text and epoch microseconds and writes outputs
+    # from one JSON document: integers past 64 bits, odd strings and microseconds survive.
+    acme = Company.objects.create(external_id="ACME", name="Acme")
+    EndUser.objects.create(company=acme, external_id="u-1")
+    props = {"big": 2**70, "neg": -(2**64), "ratio": 0.1, "text": 'quote " back \\ é', "n": None}
+    received = timezone.now().replace(microsecond=123457)
+    rows = inbox_rows(
+        [
+            {
+                "type": "track",
+                "messageId": "t1",
+                "userId": "u-1",
+                "event": "E",
+                "properties": props,
+                "timestamp": "2026-11-05T10:00:00.654321Z",
+            }
+        ],
+        received_at=received,
+    )
+    drain()
+    activity = Activity.objects.get(message_id="t1")
+    assert activity.properties == props
+    assert activity.received_at == rows[0].received_at == received
+    assert activity.occurred_at.isoformat() == "2026-11-05T10:00:00.654321+00:00"
+
+
 # --- waiting events bind when their user or company becomes known ---------------------------
 
 

@@ -40,7 +40,7 @@ class Rules:
     unassigned_wait_hours: int = 24
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class UserRef:
     """An enduser as matching sees it: an existing row, or one planned for creation (pk None)."""
 
@@ -104,7 +104,7 @@ class Outcome:
         return "; ".join(self.notes)[:2000]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ActivitySpec:
     user: UserRef
     asset_id: int | None
@@ -117,7 +117,7 @@ class ActivitySpec:
     message_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MetricValueSpec:
     company_id: int
     metric_id: int

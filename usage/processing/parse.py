@@ -59,30 +59,39 @@ def user_traits(payload: dict) -> dict:
     return {**_dict(_dict(payload.get("context")).get("traits")), **_dict(payload.get("traits"))}
 
 
-def company_key_of(payload: dict) -> str | None:
-    """The company id an event names; first present wins (DESIGN.md §4.2)."""
-    if payload.get("type") == "group":
+def company_key_of(payload: dict, kind: str | None = None) -> str | None:
+    """The company id an event names; first present wins (DESIGN.md §4.2).
+
+    ``kind`` is the call's type when known (else the payload's ``type``). The candidates, in
+    order: ``traits.company_id`` / ``companyId`` / ``company.id``, ``context.groupId``,
+    ``context.traits.company_id`` / ``companyId``, ``properties.company_id`` / ``companyId``
+    (read lazily: this runs once per event).
+    """
+    if (kind if kind is not None else payload.get("type")) == "group":
         return as_key(payload.get("groupId"))
-    traits = _dict(payload.get("traits"))
-    context = _dict(payload.get("context"))
-    context_traits = _dict(context.get("traits"))
-    properties = _dict(payload.get("properties"))
-    company = traits.get("company")
-    candidates = (
-        traits.get("company_id"),
-        traits.get("companyId"),
-        # A string under "company" is the company's name, not its id.
-        company.get("id") if isinstance(company, dict) else None,
-        context.get("groupId"),
-        context_traits.get("company_id"),
-        context_traits.get("companyId"),
-        properties.get("company_id"),
-        properties.get("companyId"),
-    )
-    for candidate in candidates:
-        key = as_key(candidate)
+    traits = payload.get("traits")
+    if isinstance(traits, dict) and traits:
+        key = as_key(traits.get("company_id")) or as_key(traits.get("companyId"))
         if key is not None:
             return key
+        # A string under "company" is the company's name, not its id.
+        company = traits.get("company")
+        if isinstance(company, dict) and (key := as_key(company.get("id"))) is not None:
+            return key
+    context = payload.get("context")
+    if isinstance(context, dict) and context:
+        if (key := as_key(context.get("groupId"))) is not None:
+            return key
+        context_traits = context.get("traits")
+        if isinstance(context_traits, dict) and context_traits:
+            key = as_key(context_traits.get("company_id")) or as_key(
+                context_traits.get("companyId")
+            )
+            if key is not None:
+                return key
+    properties = payload.get("properties")
+    if isinstance(properties, dict) and properties:
+        return as_key(properties.get("company_id")) or as_key(properties.get("companyId"))
     return None
 
 
@@ -237,7 +246,7 @@ def facts_of(
         payload=payload,
         received_at=received_at,
         occurred_at=occurred_at or timestamp_of(payload, received_at),
-        company_key=company_key_of({**payload, "type": kind}),
+        company_key=company_key_of(payload, kind),
         attempts=attempts,
     )
     if kind in USER_CALLS:
