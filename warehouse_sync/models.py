@@ -103,6 +103,7 @@ class SyncBatch(models.Model):
 
     class Meta:
         ordering = ["run", "sequence"]
+        verbose_name_plural = "sync batches"
 
     def __str__(self) -> str:
         return f"batch {self.sequence} of run {self.run_id}: {self.status_code}"

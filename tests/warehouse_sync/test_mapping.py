@@ -233,3 +233,98 @@ def test_company_chunk_mapping_uses_constant_queries(django_assert_num_queries):
     with django_assert_num_queries(3):
         mapped = list(mapping.companies_map(rows))
     assert len(mapped) == 40
+
+
+@pytest.fixture
+def varied_companies():
+    """Companies with domains (mixed case), licenses in several currencies and statuses, and
+    endusers (some test data): what the derived traits are made of."""
+    companies = Company.objects.bulk_create(
+        [Company(name=f"Var {i}", external_id=f"V-{i}" if i % 4 else None) for i in range(30)]
+    )
+    CompanyDomain.objects.bulk_create(
+        [
+            CompanyDomain(company=c, domain=f"{prefix}{c.pk}.example")
+            for c in companies[::3]
+            for prefix in ("b-", "A-", "a")
+        ]
+    )
+    License.objects.bulk_create(
+        [
+            License(
+                company=c,
+                product="P",
+                mrr=Decimal(f"{i}.{i % 100:02d}"),
+                currency=("USD", "EUR", "GBP")[i % 3],
+                status=License.Status.ACTIVE if i % 5 else License.Status.CHURNED,
+                start_date=dt.date(2026, 1, 1),
+            )
+            for i, c in enumerate(companies * 3)
+        ]
+    )
+    EndUser.objects.bulk_create(
+        [
+            EndUser(
+                company=c,
+                external_id=f"VU-{c.pk}-{j}",
+                email_normalized=f"v{c.pk}-{j}@x.com",
+                is_test=j == 2,
+                custom={"z": j, "a": [1.5, None]},
+            )
+            for c in companies
+            for j in range(3)
+        ]
+    )
+    return [c.pk for c in companies]
+
+
+def test_chunk_map_of_tuples_matches_the_mappers_of_values_rows(varied_companies):
+    """The push reads tuples (a raw binary cursor on PostgreSQL); the bytes are the ORM's."""
+    from warehouse_sync.services import changes
+
+    mappers = {
+        "company": mapping.companies_map,
+        "enduser": mapping.endusers_map,
+        "license": mapping.licenses_map,
+    }
+    for model, mapper in mappers.items():
+        rows = list(
+            changes.objects_changed(model=model, since=None)
+            .order_by("pk")
+            .values(*mapping.OBJECT_FIELDS[model])
+        )
+        expected = [(m.model, m.pk, m.message) for m in mapper(rows)]
+        got = [
+            (m.model, m.pk, m.message)
+            for chunk in changes.object_chunks(model=model, since=None, size=7)
+            for m in mapping.chunk_map(model, chunk)
+        ]
+        assert got == expected, model
+        assert len(got) == len(rows) > 0
+
+
+@pytest.mark.postgres
+def test_company_aggregates_in_one_query_match_the_orm_on_postgres(varied_companies):
+    pks = varied_companies
+    for chunk in (pks[:10], pks[::3], [pks[0], pks[-1]]):  # dense, sparse, very sparse
+        ours = mapping._company_aggregates_pg(chunk)
+        orm = mapping._company_aggregates(chunk)
+        for got, expected in zip(ours, orm, strict=True):
+            # Rows of companies outside a dense chunk may be read: only the chunk's count.
+            assert {pk: got.get(pk) for pk in chunk} == {pk: expected.get(pk) for pk in chunk}
+
+
+def test_fastread_json_loads_keeps_what_json_loads_returns():
+    import json
+
+    from warehouse_sync.services import fastread
+
+    for doc in (
+        b"{}",
+        b'{"b": 1, "a": [1.5, null, "\\u00e9"], "n": -9223372036854775808}',
+        b'{"big": 123456789012345678901234567890}',  # orjson would make this a float
+        b'{"inf": 1e400}',  # orjson refuses it
+    ):
+        got = fastread.json_loads(doc)
+        assert got == json.loads(doc)
+        assert [type(v) for v in got.values()] == [type(v) for v in json.loads(doc).values()]

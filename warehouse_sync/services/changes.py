@@ -17,6 +17,7 @@ from django.db.models import Q, QuerySet
 from planhat_segment.models import SYNCABLE_MODELS, EndUser, License, Tombstone
 
 from ..models import COMPLETED_STATUSES, FailedObject, FailedObjectKind, SyncRun
+from . import fastread
 from .mapping import OBJECT_FIELDS, TOMBSTONE_FIELDS
 
 # Models whose changes alter a company's derived traits (MRR / ARR, counts).
@@ -80,23 +81,31 @@ def tombstones_changed(*, model: str, since: datetime | None) -> QuerySet:
     )
 
 
-def chunks(qs: QuerySet, *, fields: tuple[str, ...], size: int) -> Iterator[list[dict]]:
-    """Keyset pagination on pk: constant memory, and stable while rows change underneath."""
+def chunks(qs: QuerySet, *, fields: tuple[str, ...], size: int) -> Iterator[list[tuple]]:
+    """Keyset pagination on pk (``fields[0]``): constant memory, and stable while rows change
+    underneath. Yields tuples in ``fields`` order; on PostgreSQL through ``fastread``'s binary
+    cursor (the same SQL, values the ORM would return, a fraction of the CPU)."""
     last_pk = 0
-    base = qs.order_by("pk").values(*fields)
+    base = qs.order_by("pk").values_list(*fields)
+    fetch = fastread.fetch_queryset if fastread.available(qs.db) else list
     while True:
-        rows = list(base.filter(pk__gt=last_pk)[:size])
+        rows = fetch(base.filter(pk__gt=last_pk)[:size])
         if not rows:
             return
         yield rows
         if len(rows) < size:
             return
-        last_pk = rows[-1]["id"]
+        last_pk = rows[-1][0]
 
 
-def object_chunks(*, model: str, since: datetime | None, size: int) -> Iterator[list[dict]]:
+def object_chunks(*, model: str, since: datetime | None, size: int) -> Iterator[list[tuple]]:
+    """Changed objects of ``model`` as tuples in ``OBJECT_FIELDS[model]`` order."""
     return chunks(objects_changed(model=model, since=since), fields=OBJECT_FIELDS[model], size=size)
 
 
 def tombstone_chunks(*, model: str, since: datetime | None, size: int) -> Iterator[list[dict]]:
-    return chunks(tombstones_changed(model=model, since=since), fields=TOMBSTONE_FIELDS, size=size)
+    """Deletions of ``model`` as dicts keyed by ``TOMBSTONE_FIELDS`` (few: no fast path needed)."""
+    for rows in chunks(
+        tombstones_changed(model=model, since=since), fields=TOMBSTONE_FIELDS, size=size
+    ):
+        yield [dict(zip(TOMBSTONE_FIELDS, row, strict=True)) for row in rows]

@@ -1,9 +1,11 @@
 """Mapping of workspace objects to Segment messages (DESIGN.md §4.3).
 
-Works on chunks of ``.values()`` rows, with every derived trait (domains, MRR / ARR, counts,
-company external ids) fetched for the whole chunk in one query each: no query per object.
-Each message is serialised once with orjson; its ``messageId`` is a hash of (model, pk,
-payload) spliced into those bytes, so an unchanged object gets the same id at every run.
+Works on chunks of row tuples in ``OBJECT_FIELDS`` order (``values_list()``, or the raw binary
+cursor of ``fastread`` on PostgreSQL), with every derived trait (domains, MRR / ARR, counts)
+fetched for the whole chunk at once: one SQL query on PostgreSQL, three ORM queries elsewhere;
+never a query per object. Each message is serialised once with orjson; its ``messageId`` is a
+hash of (model, pk, payload) spliced into those bytes, so an unchanged object gets the same id
+at every run.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from django.db.models import Count, Sum
 
 from planhat_segment.models import Company, CompanyDomain, EndUser, License
 
-# Fields read per model (values() rows: no model instances, cheap to build).
+from . import fastread
+
+# Fields read per model, in the order of the row tuples the mappers unpack.
 OBJECT_FIELDS: dict[str, tuple[str, ...]] = {
     "company": ("id", "external_id", "name", "custom", "created_at", "updated_at"),
     "enduser": (
@@ -113,21 +117,38 @@ def _money(value: Decimal | float | int | None) -> float:
     return float(round(Decimal(value or 0), 2))
 
 
+# Every key is a str (ours, and parsed JSON's), so OPT_NON_STR_KEYS, which cost 40 % of each
+# dumps(), is not needed: the bytes are the same.
+_DUMPS_OPTIONS = orjson.OPT_SORT_KEYS
+_blake2b = hashlib.blake2b
+
+
 def _serialise(model: str, pk: int, payload: dict) -> bytes:
-    body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-    digest = hashlib.blake2b(b"%s:%d:" % (model.encode(), pk) + body, digest_size=20)
+    body = orjson.dumps(payload, option=_DUMPS_OPTIONS)
+    # The id hashes b"<model>:<pk>:" + body; fed in two parts to avoid copying the body.
+    digest = _blake2b(b"%s:%d:" % (model.encode(), pk), digest_size=20)
+    digest.update(body)
     # Splice the id into the serialised object instead of serialising twice.
-    return body[:-1] + b',"messageId":"planhat-' + digest.hexdigest().encode() + b'"}'
+    return b"".join((body[:-1], b',"messageId":"planhat-', digest.hexdigest().encode(), b'"}'))
 
 
 def message_id_of(message: bytes) -> str:
     return orjson.loads(message)["messageId"]
 
 
+def _as_tuples(model: str, rows: Iterable[dict]) -> list[tuple]:
+    fields = OBJECT_FIELDS[model]
+    return [tuple(row[f] for f in fields) for row in rows]
+
+
 # --- companies -------------------------------------------------------------------------
 
+# (domains, mrr per currency, license count, enduser count), each keyed by company pk.
+Aggregates = tuple[dict, dict, dict, dict]
 
-def _company_aggregates(pks: list[int]) -> tuple[dict, dict, dict, dict]:
+
+def _company_aggregates(pks: list[int]) -> Aggregates:
+    """The chunk's derived traits through the ORM (three queries; SQLite and the dict API)."""
     domains: dict[int, list[str]] = defaultdict(list)
     for company_id, domain in (
         CompanyDomain.objects.filter(company_id__in=pks)
@@ -160,127 +181,241 @@ def _company_aggregates(pks: list[int]) -> tuple[dict, dict, dict, dict]:
     return domains, mrr, license_count, enduser_count
 
 
-def companies_map(rows: list[dict]) -> Iterator[Mapped]:
-    """Company → group. MRR / ARR: active licenses summed per currency code."""
-    domains, mrr, license_count, enduser_count = _company_aggregates([r["id"] for r in rows])
-    for row in rows:
-        pk = row["id"]
-        company_mrr = mrr.get(pk, {})
+# Kind 0: a domain (in the order the ORM gives, the database's collation); 1: per currency,
+# the MRR of the active licenses and the count of all; 2: the endusers that are not test data.
+# Rows of companies outside the chunk but inside [lo, hi] are read and ignored.
+_AGGREGATES_SQL = """
+    SELECT 0, company_id, domain, NULL::numeric, NULL::bigint
+      FROM planhat_segment_companydomain WHERE company_id BETWEEN %(lo)s AND %(hi)s
+    UNION ALL
+    SELECT 1, company_id, currency, SUM(mrr) FILTER (WHERE status = %(active)s), COUNT(*)
+      FROM planhat_segment_license WHERE company_id BETWEEN %(lo)s AND %(hi)s
+     GROUP BY 2, 3
+    UNION ALL
+    SELECT 2, company_id, NULL, NULL, COUNT(*)
+      FROM planhat_segment_enduser WHERE company_id BETWEEN %(lo)s AND %(hi)s AND NOT is_test
+     GROUP BY 2
+    ORDER BY 1, 2, 3
+"""
+# Sparse chunks (incremental runs) also filter on the chunk's pks. The range alone, when the
+# chunk is dense (a full run), lets PostgreSQL use plain index range scans: 6 ms a chunk of
+# 2,000 companies here instead of 25 ms with the array (38 ms as three ORM IN-queries).
+_AGGREGATES_SPARSE_SQL = _AGGREGATES_SQL.replace(
+    "BETWEEN %(lo)s AND %(hi)s", "BETWEEN %(lo)s AND %(hi)s AND company_id = ANY(%(pks)s::bigint[])"
+)
+
+
+def _company_aggregates_pg(pks: list[int]) -> Aggregates:
+    """The same derived traits as ``_company_aggregates``, in one query (PostgreSQL)."""
+    domains: dict[int, list[str]] = defaultdict(list)
+    mrr: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    license_count: dict[int, int] = defaultdict(int)
+    enduser_count: dict[int, int] = {}
+    lo, hi = min(pks), max(pks)
+    dense = hi - lo < 2 * len(pks)
+    rows = fastread.fetch(
+        _AGGREGATES_SQL if dense else _AGGREGATES_SPARSE_SQL,
+        {"pks": pks, "lo": lo, "hi": hi, "active": str(License.Status.ACTIVE)},
+    )
+    for kind, company_id, key, total, n in rows:
+        if kind == 0:
+            domains[company_id].append(key)
+        elif kind == 1:
+            license_count[company_id] += n
+            if total is not None:  # some of them are active
+                mrr[company_id][key] = total
+        else:
+            enduser_count[company_id] = n
+    return domains, mrr, license_count, enduser_count
+
+
+def _companies(rows: list[tuple], aggregates: Aggregates) -> Iterator[Mapped]:
+    domains, mrr, license_count, enduser_count = aggregates
+    for pk, external_id, name, custom, created_at, updated_at in rows:
+        company_mrr = mrr.get(pk)
+        if company_mrr:
+            per_currency = sorted(company_mrr.items())
+            mrr_trait = {cur: _money(v) for cur, v in per_currency}
+            arr_trait = {cur: _money(Decimal(v) * 12) for cur, v in per_currency}
+        else:
+            mrr_trait, arr_trait = {}, {}
         payload = {
             "type": "group",
-            "groupId": company_group_id(row["external_id"], pk),
-            "anonymousId": anonymous_id("company", pk),
-            "timestamp": row["updated_at"],
+            "groupId": external_id or f"planhat:company:{pk}",
+            "anonymousId": f"planhat:company:{pk}",
+            "timestamp": updated_at,
             "traits": {
-                "name": row["name"],
-                "external_id": row["external_id"],
+                "name": name,
+                "external_id": external_id,
                 "domains": domains.get(pk, []),
-                "mrr": {cur: _money(v) for cur, v in sorted(company_mrr.items())},
-                "arr": {cur: _money(Decimal(v) * 12) for cur, v in sorted(company_mrr.items())},
+                "mrr": mrr_trait,
+                "arr": arr_trait,
                 "license_count": license_count.get(pk, 0),
                 "enduser_count": enduser_count.get(pk, 0),
-                "created_at": row["created_at"],
-                "custom": row["custom"] or {},
+                "created_at": created_at,
+                "custom": custom or {},
             },
         }
         yield Mapped("company", pk, _serialise("company", pk, payload))
 
 
+def companies_map(rows: list[dict]) -> Iterator[Mapped]:
+    """Company → group. MRR / ARR: active licenses summed per currency code.
+
+    Takes ``values()`` dicts and aggregates through the ORM; the push itself maps tuples
+    through ``chunk_map``.
+    """
+    tuples = _as_tuples("company", rows)
+    return _companies(tuples, _company_aggregates([row[0] for row in tuples]))
+
+
+def _company_rows_map(rows: list[tuple]) -> Iterator[Mapped]:
+    pks = [row[0] for row in rows]
+    aggregates = _company_aggregates_pg(pks) if fastread.available() else _company_aggregates(pks)
+    return _companies(rows, aggregates)
+
+
 # --- endusers, licenses, assets, projects ---------------------------------------------
+
+
+def _endusers(rows: list[tuple]) -> Iterator[Mapped]:
+    for (
+        pk,
+        external_id,
+        email,
+        name,
+        first_name,
+        last_name,
+        title,
+        custom,
+        created_at,
+        updated_at,
+        company_id,
+        company_external_id,
+    ) in rows:
+        payload = {
+            "type": "identify",
+            "anonymousId": f"planhat:enduser:{pk}",
+            "timestamp": updated_at,
+            "context": {"groupId": company_external_id or f"planhat:company:{company_id}"},
+            "traits": {
+                "email": email,
+                "name": name,
+                "first_name": first_name,
+                "last_name": last_name,
+                "title": title,
+                "company_external_id": company_external_id,
+                "created_at": created_at,
+                "custom": custom or {},
+            },
+        }
+        if external_id:
+            payload["userId"] = external_id
+        yield Mapped("enduser", pk, _serialise("enduser", pk, payload))
 
 
 def endusers_map(rows: list[dict]) -> Iterator[Mapped]:
     """EndUser → identify (userId = external id when set)."""
-    for row in rows:
-        pk = row["id"]
-        company_external_id = row["company__external_id"]
-        payload = {
-            "type": "identify",
-            "anonymousId": anonymous_id("enduser", pk),
-            "timestamp": row["updated_at"],
-            "context": {"groupId": company_group_id(company_external_id, row["company_id"])},
-            "traits": {
-                "email": row["email"],
-                "name": row["name"],
-                "first_name": row["first_name"],
-                "last_name": row["last_name"],
-                "title": row["title"],
-                "company_external_id": company_external_id,
-                "created_at": row["created_at"],
-                "custom": row["custom"] or {},
-            },
-        }
-        if row["external_id"]:
-            payload["userId"] = row["external_id"]
-        yield Mapped("enduser", pk, _serialise("enduser", pk, payload))
+    return _endusers(_as_tuples("enduser", rows))
 
 
-def _track(model: str, row: dict, properties: dict) -> Mapped:
-    pk = row["id"]
+def _track(
+    model: str,
+    pk: int,
+    updated_at,
+    company_id: int,
+    company_external_id: str | None,
+    properties: dict,
+) -> Mapped:
     payload = {
         "type": "track",
         "event": f"{EVENT_NOUNS[model]} Synced",
-        "anonymousId": anonymous_id(model, pk),
-        "timestamp": row["updated_at"],
-        "context": {"groupId": company_group_id(row["company__external_id"], row["company_id"])},
+        "anonymousId": f"planhat:{model}:{pk}",
+        "timestamp": updated_at,
+        "context": {"groupId": company_external_id or f"planhat:company:{company_id}"},
         "properties": properties,
     }
     return Mapped(model, pk, _serialise(model, pk, payload))
 
 
-def licenses_map(rows: list[dict]) -> Iterator[Mapped]:
-    """License → track "License Synced" with revenue properties."""
-    for row in rows:
+def _licenses(rows: list[tuple]) -> Iterator[Mapped]:
+    for (
+        pk,
+        external_id,
+        product,
+        mrr,
+        currency,
+        start_date,
+        end_date,
+        status,
+        custom,
+        created_at,
+        updated_at,
+        company_id,
+        company_external_id,
+    ) in rows:
         yield _track(
             "license",
-            row,
+            pk,
+            updated_at,
+            company_id,
+            company_external_id,
             {
-                "external_id": row["external_id"],
-                "product": row["product"],
-                "mrr": _money(row["mrr"]),
-                "arr": _money(Decimal(row["mrr"] or 0) * 12),
-                "currency": row["currency"],
-                "start_date": row["start_date"],
-                "end_date": row["end_date"],
-                "status": row["status"],
-                "company_external_id": row["company__external_id"],
-                "created_at": row["created_at"],
-                "custom": row["custom"] or {},
+                "external_id": external_id,
+                "product": product,
+                "mrr": _money(mrr),
+                "arr": _money(Decimal(mrr or 0) * 12),
+                "currency": currency,
+                "start_date": start_date,
+                "end_date": end_date,
+                "status": status,
+                "company_external_id": company_external_id,
+                "created_at": created_at,
+                "custom": custom or {},
             },
         )
 
 
-def _named_map(model: str, rows: list[dict]) -> Iterator[Mapped]:
-    for row in rows:
+def licenses_map(rows: list[dict]) -> Iterator[Mapped]:
+    """License → track "License Synced" with revenue properties."""
+    return _licenses(_as_tuples("license", rows))
+
+
+def _named(model: str, rows: list[tuple]) -> Iterator[Mapped]:
+    for pk, external_id, name, custom, created_at, updated_at, company_id, company_ext in rows:
         yield _track(
             model,
-            row,
+            pk,
+            updated_at,
+            company_id,
+            company_ext,
             {
-                "external_id": row["external_id"],
-                "name": row["name"],
-                "company_external_id": row["company__external_id"],
-                "created_at": row["created_at"],
-                "custom": row["custom"] or {},
+                "external_id": external_id,
+                "name": name,
+                "company_external_id": company_ext,
+                "created_at": created_at,
+                "custom": custom or {},
             },
         )
 
 
 def assets_map(rows: list[dict]) -> Iterator[Mapped]:
     """Asset → track "Asset Synced"."""
-    return _named_map("asset", rows)
+    return _named("asset", _as_tuples("asset", rows))
 
 
 def projects_map(rows: list[dict]) -> Iterator[Mapped]:
     """Project → track "Project Synced"."""
-    return _named_map("project", rows)
+    return _named("project", _as_tuples("project", rows))
 
 
-MAPPERS = {
-    "company": companies_map,
-    "enduser": endusers_map,
-    "license": licenses_map,
-    "asset": assets_map,
-    "project": projects_map,
+# Mappers of row tuples in OBJECT_FIELDS order (what ``changes.object_chunks`` yields).
+TUPLE_MAPPERS = {
+    "company": _company_rows_map,
+    "enduser": _endusers,
+    "license": _licenses,
+    "asset": lambda rows: _named("asset", rows),
+    "project": lambda rows: _named("project", rows),
 }
 
 
@@ -323,5 +458,6 @@ def tombstones_map(rows: list[dict]) -> Iterator[Mapped]:
         yield Mapped(model, row["id"], _serialise(model, pk, payload))
 
 
-def chunk_map(model: str, rows: Iterable[dict]) -> Iterator[Mapped]:
-    return MAPPERS[model](list(rows))
+def chunk_map(model: str, rows: list[tuple]) -> Iterator[Mapped]:
+    """Map one chunk of row tuples (``OBJECT_FIELDS[model]`` order) of ``model``."""
+    return TUPLE_MAPPERS[model](rows)

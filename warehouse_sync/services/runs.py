@@ -9,7 +9,9 @@ the next trigger or by the beat check.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +38,9 @@ from . import changes, mapping
 from .client import BatchOutcome, SegmentClient, WriteKeyRejected
 
 logger = logging.getLogger(__name__)
+
+# SyncBatch rows are written in bulk at most this often (and when the run ends).
+BATCH_ROWS_EVERY_SECONDS = 1.0
 
 # Fixed order: companies first, so a warehouse sees the group before its members.
 MODEL_ORDER = ("company", "enduser", "license", "asset", "project")
@@ -236,6 +241,12 @@ class _Pusher:
         self.max_message_bytes = settings.WAREHOUSE_PUSH_MAX_MESSAGE_BYTES
         self.max_failed_batches = settings.WAREHOUSE_PUSH_MAX_FAILED_BATCHES
         self.counters = {model: _Counters() for model in models}
+        # The per-model result rows, and what was last written to each (see results_save).
+        self.result_pks = dict(SyncModelResult.objects.filter(run=run).values_list("model", "pk"))
+        self.saved: dict[str, tuple[int, int]] = {}
+        # SyncBatch rows not yet written (see _batch_record).
+        self.pending_batches: list[SyncBatch] = []
+        self.batches_saved_at = time.monotonic()
         # Failed refs from earlier runs (small): cleared when they succeed, with no query
         # per batch for the common case where nothing failed before.
         self.failed_before: dict[tuple[str, str], set[int]] = {}
@@ -256,23 +267,31 @@ class _Pusher:
         )
 
     def add(self, *, kind: str, item: mapping.Mapped) -> None:
-        n = len(item.message)
-        if n > self.max_message_bytes:
-            error = (
-                f"{item.model} {item.pk}: message of {n:,} bytes is over Segment's "
-                f"32 KB limit (custom fields too large?)"
-            )
-            self.counters[item.model].fail(error)
-            self._failed_record([(item.model, kind, item.pk)], error)
-            return
-        overhead = len(self.ENVELOPE_START) + len(self.envelope_end) + len(self.buffer)
-        if self.buffer and (
-            self.size + n + overhead + 1 > self.max_bytes or len(self.buffer) >= self.max_messages
-        ):
-            self.flush()
-        self.buffer.append(item.message)
-        self.refs.append((item.model, kind, item.pk))
-        self.size += n
+        self.add_many(kind=kind, items=(item,))
+
+    def add_many(self, *, kind: str, items: Iterable[mapping.Mapped]) -> None:
+        """Pack messages in order, flushing a batch before it would exceed a limit."""
+        # The hot loop of a push (once per object): limits and the envelope in locals.
+        max_message_bytes, max_messages = self.max_message_bytes, self.max_messages
+        # Room for the messages: the cap less the envelope (the commas are counted below).
+        room = self.max_bytes - len(self.ENVELOPE_START) - len(self.envelope_end)
+        for item in items:
+            message = item.message
+            n = len(message)
+            if n > max_message_bytes:
+                error = (
+                    f"{item.model} {item.pk}: message of {n:,} bytes is over Segment's "
+                    f"32 KB limit (custom fields too large?)"
+                )
+                self.counters[item.model].fail(error)
+                self._failed_record([(item.model, kind, item.pk)], error)
+                continue
+            count = len(self.buffer)
+            if count and (self.size + n + count + 1 > room or count >= max_messages):
+                self.flush()
+            self.buffer.append(message)
+            self.refs.append((item.model, kind, item.pk))
+            self.size += n
 
     def flush(self, *, drain: bool = False) -> None:
         """Send the buffer; keep up to WAREHOUSE_PUSH_CONCURRENCY - 1 batches in flight while
@@ -302,8 +321,9 @@ class _Pusher:
             self._succeeded(refs)
         else:
             self._batch_failed(refs, outcome, sequence)
-        # Every batch (a few cheap queries per ~1,000 messages): renews the lease, publishes
-        # progress, and notices at once when the run was reaped from under us.
+        # Every batch (two small UPDATEs per ~1,000 messages; the batch rows themselves go in
+        # bulk, see _batch_record): renews the lease, publishes progress, and notices at once
+        # when the run was reaped from under us.
         self.progress_save()
 
     def close(self) -> None:
@@ -312,6 +332,7 @@ class _Pusher:
         for future, *_rest in self.in_flight:
             future.cancel()
         self.pool.shutdown(wait=True)
+        self.batches_save()
 
     def _succeeded(self, refs: list[tuple[str, str, int]]) -> None:
         cleared: dict[tuple[str, str], list[int]] = {}
@@ -368,18 +389,31 @@ class _Pusher:
         outcome: BatchOutcome | None,
         error: str = "",
     ) -> None:
-        SyncBatch.objects.create(
-            run=self.run,
-            sequence=sequence,
-            messages=count,
-            body_bytes=body_bytes,
-            status_code=outcome.status_code if outcome else None,
-            attempts=outcome.attempts if outcome else 1,
-            attempt_log=outcome.attempt_log if outcome else [],
-            duration_ms=outcome.duration_ms if outcome else 0,
-            ok=bool(outcome and outcome.ok),
-            error=(outcome.error if outcome else error)[:2000],
+        self.pending_batches.append(
+            SyncBatch(
+                run=self.run,
+                sequence=sequence,
+                messages=count,
+                body_bytes=body_bytes,
+                status_code=outcome.status_code if outcome else None,
+                attempts=outcome.attempts if outcome else 1,
+                attempt_log=outcome.attempt_log if outcome else [],
+                duration_ms=outcome.duration_ms if outcome else 0,
+                ok=bool(outcome and outcome.ok),
+                error=(outcome.error if outcome else error)[:2000],
+                sent_at=timezone.now(),
+            )
         )
+        # One INSERT per second or so instead of one per batch (a full push sends hundreds).
+        if time.monotonic() - self.batches_saved_at >= BATCH_ROWS_EVERY_SECONDS:
+            self.batches_save()
+
+    def batches_save(self) -> None:
+        """Write the batch rows recorded since the last save."""
+        if self.pending_batches:
+            SyncBatch.objects.bulk_create(self.pending_batches)
+            self.pending_batches = []
+        self.batches_saved_at = time.monotonic()
 
     def progress_save(self) -> None:
         now = timezone.now()
@@ -394,14 +428,19 @@ class _Pusher:
             raise _LeaseLost()
 
     def results_save(self) -> None:
-        rows = list(SyncModelResult.objects.filter(run=self.run))
-        for row in rows:
-            counters = self.counters.get(row.model)
-            if counters:
-                row.objects_synced = counters.synced
-                row.errors = counters.errors
-                row.error_messages = counters.messages
-        SyncModelResult.objects.bulk_update(rows, ["objects_synced", "errors", "error_messages"])
+        """Write the counters of the models that changed since the last save (one UPDATE per
+        such model; a batch usually holds a single model)."""
+        for model, counters in self.counters.items():
+            pk = self.result_pks.get(model)
+            state = (counters.synced, counters.errors)
+            if pk is None or self.saved.get(model) == state:
+                continue
+            SyncModelResult.objects.filter(pk=pk).update(
+                objects_synced=counters.synced,
+                errors=counters.errors,
+                error_messages=counters.messages,
+            )
+            self.saved[model] = state
 
 
 def client_for(*, integration: IntegrationSettings) -> SegmentClient:
@@ -431,11 +470,9 @@ def sync_run_execute(*, run_id: int, client: SegmentClient | None = None) -> Syn
         for model in run.synced_models:
             since = None if run.full else changes.change_mark(model=model, exclude_run_id=run.pk)
             for rows in changes.object_chunks(model=model, since=since, size=chunk_size):
-                for item in mapping.chunk_map(model, rows):
-                    pusher.add(kind=FailedObjectKind.OBJECT, item=item)
+                pusher.add_many(kind=FailedObjectKind.OBJECT, items=mapping.chunk_map(model, rows))
             for rows in changes.tombstone_chunks(model=model, since=since, size=chunk_size):
-                for item in mapping.tombstones_map(rows):
-                    pusher.add(kind=FailedObjectKind.TOMBSTONE, item=item)
+                pusher.add_many(kind=FailedObjectKind.TOMBSTONE, items=mapping.tombstones_map(rows))
         pusher.flush(drain=True)
     except _LeaseLost:
         logger.error("warehouse_sync_lease_lost", extra={"run_id": run.pk})
@@ -462,6 +499,7 @@ def sync_run_execute(*, run_id: int, client: SegmentClient | None = None) -> Syn
 
 
 def _finish(pusher: _Pusher, *, status: str, error: str = "") -> SyncRun:
+    pusher.batches_save()
     pusher.results_save()
     closed = _run_close(
         run_id=pusher.run.pk,
