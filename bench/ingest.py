@@ -10,8 +10,8 @@ views added) on 127.0.0.1 and drives it from a separate load process (bench/inge
     (target ≥ 0.8×), then p50/p99 latency at half the endpoint's max rate (p99 < 50 ms).
 
 No Celery worker runs: only acceptance is measured (the nudge still publishes to the broker).
-``DATABASE_URL`` / ``CELERY_BROKER_URL`` choose the services (defaults: local PostgreSQL
-``test`` and Redis DB 2). ``BENCH_INGEST_WORKER_CLASS`` (gthread) / ``_WORKERS`` (2) /
+``BENCH_DATABASE_URL`` (the PostgreSQL server; default its ``postgres`` database) and
+``CELERY_BROKER_URL`` (default Redis DB 2) choose the services. ``BENCH_INGEST_WORKER_CLASS`` (gthread) / ``_WORKERS`` (2) /
 ``_THREADS`` (4) tune gunicorn. Figures are indicative when other work shares the machine.
 """
 
@@ -26,7 +26,8 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from bench.scratch import admin_execute, database_url
 
 DB_NAME = "bench_ingest"
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,26 +38,10 @@ TARGET_SINGLE_RATIO = 0.8
 TARGET_P99_MS = 50.0
 
 
-def _database_url() -> str:
-    return os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/test")
-
-
-def _db_url(name: str) -> str:
-    parts = urlsplit(_database_url())
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-def _admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(_database_url(), autocommit=True) as conn:
-        conn.execute(sql)
-
-
 def _count_rows(prefix: str) -> int:
     import psycopg
 
-    with psycopg.connect(_db_url(DB_NAME)) as conn:
+    with psycopg.connect(database_url(DB_NAME)) as conn:
         sql = "SELECT count(*) FROM usage_inboxevent WHERE message_id LIKE %s AND status = %s"
         return conn.execute(sql, [prefix + "%", "pending"]).fetchone()[0]
 
@@ -70,7 +55,7 @@ def _free_port() -> int:
 def _env(port: int) -> dict[str, str]:
     env = {
         **os.environ,
-        "DATABASE_URL": _db_url(DB_NAME),
+        "DATABASE_URL": database_url(DB_NAME),
         "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/2"),
         "DJANGO_SETTINGS_MODULE": "bench.ingest_settings",
         # Production mode, as deployed: DEBUG off (no query log), real hosts.
@@ -175,8 +160,8 @@ def run(args) -> list[dict]:
     run_id = uuid.uuid4().hex[:8]
     port = _free_port()
     env = _env(port)
-    _admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    _admin(f'CREATE DATABASE "{DB_NAME}"')
+    admin_execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+    admin_execute(f'CREATE DATABASE "{DB_NAME}"')
     proc = None
     try:
         _manage(env, "migrate", "--noinput")
@@ -235,7 +220,7 @@ def run(args) -> list[dict]:
     try:
         stored = _count_rows(f"{run_id}-v1_")
     finally:
-        _admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        admin_execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
     batch_eps = batch["accepted"] / batch["elapsed"]
     batch_base_eps = batch_base["accepted"] / batch_base["elapsed"]

@@ -13,7 +13,7 @@ the pusher's own:
     best settings (upload_size=1000, two threads, a queue that holds everything);
 (c) mapping and serialisation alone (the floor: no HTTP).
 
-Environment: ``BENCH_ADMIN_DATABASE_URL`` (default postgres://root@127.0.0.1:5432/postgres),
+Environment: ``BENCH_DATABASE_URL`` (default postgres://root@127.0.0.1:5432/postgres),
 used to create and drop ``bench_push``.
 """
 
@@ -32,7 +32,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from bench.scratch import admin_execute, database_url
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_NAME = "bench_push"
@@ -98,20 +99,6 @@ def _sink_get(url: str, path: str) -> int:
 
 
 # --- database -----------------------------------------------------------------------------
-
-
-def _urls() -> tuple[str, str]:
-    admin = os.environ.get("BENCH_ADMIN_DATABASE_URL", "postgres://root@127.0.0.1:5432/postgres")
-    parts = urlsplit(admin)
-    return admin, urlunsplit(parts._replace(path=f"/{DB_NAME}"))
-
-
-def _admin_exec(sql: str) -> None:
-    import psycopg
-
-    admin, _ = _urls()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def _seed(db_url: str, companies: int, endusers: int, licenses: int) -> None:
@@ -389,9 +376,9 @@ def run(args) -> list[dict]:
     quick = getattr(args, "quick", False)
     companies, endusers, licenses = (2_000, 10_000, 2_000) if quick else (50_000, 250_000, 50_000)
     total = companies + endusers + licenses
-    _admin, db_url = _urls()
-    _admin_exec(f"DROP DATABASE IF EXISTS {DB_NAME}")
-    _admin_exec(f"CREATE DATABASE {DB_NAME}")
+    db_url = database_url(DB_NAME)
+    admin_execute(f"DROP DATABASE IF EXISTS {DB_NAME}")
+    admin_execute(f"CREATE DATABASE {DB_NAME}")
     ctx = multiprocessing.get_context("spawn")
     port, ready = ctx.Value("i", 0), ctx.Event()
     sink = ctx.Process(target=_sink_main, args=(port, ready), daemon=True)
@@ -484,7 +471,7 @@ def run(args) -> list[dict]:
         if sink.is_alive():
             sink.terminate()
             sink.join(5)
-        _admin_exec(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
+        admin_execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
     return results
 
 

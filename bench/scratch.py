@@ -23,7 +23,8 @@ def database_url(name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
-def _admin(sql: str) -> None:
+def admin_execute(sql: str) -> None:
+    """Run one statement on the server's maintenance database (CREATE / DROP DATABASE)."""
     import psycopg
 
     with psycopg.connect(server_url(), autocommit=True) as conn:
@@ -33,8 +34,8 @@ def _admin(sql: str) -> None:
 @contextmanager
 def scratch_database(name: str, *, migrate: bool = True) -> Iterator[str]:
     """Create database ``name`` (dropping a leftover), migrate it, yield its URL, drop it."""
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    _admin(f'CREATE DATABASE "{name}"')
+    admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin_execute(f'CREATE DATABASE "{name}"')
     url = database_url(name)
     try:
         if migrate:
@@ -47,4 +48,4 @@ def scratch_database(name: str, *, migrate: bool = True) -> Iterator[str]:
             )
         yield url
     finally:
-        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
