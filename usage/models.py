@@ -7,6 +7,7 @@ answers; workers claim rows and turn them into activities and company metric val
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from integrations.models import MetricDefinition
@@ -34,13 +35,24 @@ class DropReason(models.TextChoices):
     UNSUPPORTED_CALL = "unsupported_call", "Unsupported call"
 
 
+# Conditions of the inbox's partial indexes (plain strings, so migrations stay literal).
+PENDING = Q(status="pending")
+PROCESSING = Q(status="processing")
+WAITING = Q(status="waiting")
+UNBOUND = Q(status__in=["waiting", "dropped"])
+UNFINISHED = Q(status__in=["processing", "waiting", "dropped", "failed"])
+
+
 class InboxEvent(models.Model):
     """One raw Segment message as received (``writeKey`` stripped)."""
 
-    message_id = models.CharField(max_length=100, unique=True)
-    request_id = models.UUIDField(db_index=True)
+    # Unique through ``Meta.constraints`` (ingest's ON CONFLICT target): ``unique=True`` on a
+    # CharField adds a second, ``varchar_pattern_ops`` index on PostgreSQL that nothing uses.
+    message_id = models.CharField(max_length=100)
+    request_id = models.UUIDField()
     type = models.CharField(max_length=16)
     payload = models.JSONField()
+    # Indexed: the event log's order (-received_at), date filters, 24 h counts, purge.
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     # Parsed from timestamp / originalTimestamp, else received_at: processing order.
     occurred_at = models.DateTimeField(null=True, blank=True)
@@ -55,26 +67,51 @@ class InboxEvent(models.Model):
     claimed_until = models.DateTimeField(null=True, blank=True)
     # Which claim holds the row: a worker writes outcomes only to rows still carrying its own
     # claim id, so a row re-claimed after a lapsed lease is never finished twice.
-    claim_id = models.UUIDField(null=True, blank=True, db_index=True, editable=False)
+    # (SQLite only: on PostgreSQL a claim is row locks held by the processing transaction.)
+    claim_id = models.UUIDField(null=True, blank=True, editable=False)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
     # Identity keys, extracted at processing time so waiting rows can be re-matched in bulk.
-    user_key = models.CharField(max_length=255, null=True, blank=True, db_index=True)
-    email_key = models.CharField(max_length=254, null=True, blank=True, db_index=True)
-    company_key = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    user_key = models.CharField(max_length=255, null=True, blank=True)
+    email_key = models.CharField(max_length=254, null=True, blank=True)
+    company_key = models.CharField(max_length=255, null=True, blank=True)
     wait_until = models.DateTimeField(null=True, blank=True)
+    # Indexed: deleting an enduser sets this to NULL by enduser id (Django's collector does
+    # that, not the database). No database constraint: it would cost a deferred check per
+    # processed row at every claim's commit, for a column the event log only displays.
     enduser = models.ForeignKey(
-        EndUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        EndUser,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
 
     class Meta:
         verbose_name = "event"
         ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message_id"], name="inbox_message_id_unique")
+        ]
+        # Every write of a row touches every index whose condition the row meets, and each row
+        # is written at least twice (stored, then its outcome): the indexes are few, and
+        # partial on the statuses whose queries need them, so a processed row (the bulk of
+        # the table) sits only in the primary key, message id, received at and enduser ones.
         indexes = [
-            models.Index(fields=["status", "received_at"], name="inbox_status_received"),
-            models.Index(fields=["status", "reason"], name="inbox_status_reason"),
-            models.Index(fields=["status", "wait_until"], name="inbox_status_wait"),
+            # Claims (window in arrival order, the rest of its requests) and the stale check.
+            models.Index(fields=["received_at", "id"], condition=PENDING, name="inbox_pending"),
+            models.Index(fields=["request_id"], condition=PENDING, name="inbox_pending_request"),
+            # Event log filters and counts of the rarer statuses, sweeper (failed, lapsed).
+            models.Index(fields=["status", "reason"], condition=UNFINISHED, name="inbox_open"),
+            # Expiry of waiting rows; re-matching and the unassigned-users report by identity.
+            models.Index(fields=["wait_until"], condition=WAITING, name="inbox_wait_until"),
+            models.Index(fields=["user_key"], condition=UNBOUND, name="inbox_unbound_user"),
+            models.Index(fields=["email_key"], condition=UNBOUND, name="inbox_unbound_email"),
+            models.Index(fields=["company_key"], condition=UNBOUND, name="inbox_unbound_company"),
+            # SQLite claims (a conditional UPDATE lease); unused on PostgreSQL.
+            models.Index(fields=["claim_id"], condition=PROCESSING, name="inbox_claim"),
         ]
 
     def __str__(self) -> str:

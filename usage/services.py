@@ -10,12 +10,13 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -76,27 +77,35 @@ def inbox_drain(*, max_seconds: float | None = None, batch_size: int | None = No
     deadline = time.monotonic() + (max_seconds or settings.USAGE_DRAIN_MAX_SECONDS)
     batch_size = batch_size or settings.USAGE_CLAIM_BATCH_SIZE
     summary = DrainSummary()
+    # PostgreSQL: a claim is row locks, so claim, process and finish in one transaction
+    # (processing is a savepoint in it). SQLite: the claim is a lease written on its own.
+    held = connection.vendor == "postgresql"
     while True:
         if time.monotonic() > deadline:
             summary.more = True
             inbox_drain_nudge()
             break
-        claim = inbox_claim(batch_size=batch_size, lease_seconds=settings.USAGE_CLAIM_LEASE_SECONDS)
-        if claim is None:
-            break
-        summary.claims += 1
-        try:
-            result = claim_process(claim_id=claim.claim_id, now=timezone.now(), rows=claim.rows)
-        except Exception as exc:
-            logger.exception("usage_claim_processing_failed", extra={"claim": str(claim.claim_id)})
-            summary.failed_claims += 1
-            claim_fail(
-                claim_id=claim.claim_id,
-                error=f"{type(exc).__name__}: {exc}",
-                backoff_base=settings.USAGE_RETRY_BACKOFF_SECONDS,
-                backoff_max=settings.USAGE_RETRY_BACKOFF_MAX_SECONDS,
+        with transaction.atomic() if held else nullcontext():
+            claim = inbox_claim(
+                batch_size=batch_size, lease_seconds=settings.USAGE_CLAIM_LEASE_SECONDS
             )
-            continue
+            if claim is None:
+                break
+            summary.claims += 1
+            try:
+                result = claim_process(claim=claim, now=timezone.now())
+            except Exception as exc:
+                logger.exception(
+                    "usage_claim_processing_failed", extra={"claim": str(claim.claim_id)}
+                )
+                summary.failed_claims += 1
+                claim_fail(
+                    claim=claim,
+                    error=f"{type(exc).__name__}: {exc}",
+                    backoff_base=settings.USAGE_RETRY_BACKOFF_SECONDS,
+                    backoff_max=settings.USAGE_RETRY_BACKOFF_MAX_SECONDS,
+                )
+                continue
         summary.events += result.events
         summary.endusers_created += result.endusers_created
         summary.statuses.update(result.statuses)
@@ -115,7 +124,7 @@ class SweepSummary:
 def inbox_sweep(*, now: datetime | None = None) -> SweepSummary:
     """Housekeeping the beat runs every minute; the safety net under lost nudges and crashes.
 
-    Frees rows whose claim lease lapsed, re-queues failed rows due for another attempt (up to
+    Frees rows whose claim lease lapsed (SQLite; PostgreSQL claims hold row locks instead), re-queues failed rows due for another attempt (up to
     ``USAGE_MAX_ATTEMPTS``), drops waiting rows past their window as ``unassigned_user``,
     re-queues waiting rows whose user or company exists by now (a race between two workers,
     or an object created without the change signal), then drains when anything is pending

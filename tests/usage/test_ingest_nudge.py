@@ -124,6 +124,10 @@ def test_publish_with_project_settings_lands_in_the_ingest_queue_only():
     app.config_from_object("django.conf:settings", namespace="CELERY")
     use_broker(app, "memory://")
     app.conf.broker_transport_options = {}
+    with app.connection_for_read() as conn:
+        # kombu's memory transport is one store per process: clear what other tests left.
+        for name in ("default", "warehouse", DRAIN_QUEUE):
+            conn.SimpleQueue(name).clear()
     nudger = Nudger(interval=0.1, app=app)
     assert nudger.publish(), nudger.last_error
     with app.connection_for_read() as conn:

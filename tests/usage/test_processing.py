@@ -3,11 +3,12 @@ and waiting events binding once their user or company is known."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -144,9 +145,25 @@ def _request(n: int, **kwargs) -> uuid.UUID:
     return request_id
 
 
+def _claimed_rows(claim):
+    if claim.locked:  # PostgreSQL: the rows the claim returned (and holds locked)
+        return InboxEvent.objects.filter(pk__in=claim.row_ids)
+    return InboxEvent.objects.filter(claim_id=claim.claim_id)
+
+
 def _claimed_requests(claim) -> dict:
-    rows = InboxEvent.objects.filter(claim_id=claim.claim_id)
+    rows = _claimed_rows(claim)
     return {r: rows.filter(request_id=r).count() for r in rows.values_list("request_id", flat=True)}
+
+
+def _finished(claim):
+    """Finish a claim's rows the way processing would, so the next claim moves on.
+
+    (These tests run in one transaction: on PostgreSQL our own row locks never make us skip
+    rows, so a claimed row that is still pending would be claimed again.)
+    """
+    _claimed_rows(claim).update(status=InboxStatus.PROCESSED)
+    return claim
 
 
 def test_claim_takes_whole_requests_up_to_the_batch_size(db):
@@ -160,11 +177,19 @@ def test_claim_takes_whole_requests_up_to_the_batch_size(db):
     # The window of 5 cut the second request: it is left for the next claim, whole.
     assert _claimed_requests(claim) == {first: 3}
     claimed = InboxEvent.objects.get(message_id=f"{first}-0")
-    assert claimed.status == InboxStatus.PROCESSING
-    assert claimed.claimed_until > timezone.now()
+    if claim.locked:  # PostgreSQL: no lease written, the claim is the row locks
+        assert (claimed.status, claimed.claim_id, claimed.claimed_until) == ("pending", None, None)
+        assert len(claim.rows) == 3 and claim.rows[0][3].startswith("{")  # payload returned
+    else:  # SQLite: a conditional-UPDATE lease
+        assert claimed.status == InboxStatus.PROCESSING
+        assert claimed.claimed_until > timezone.now()
     nxt = inbox_claim(batch_size=5, lease_seconds=60)
-    assert _claimed_requests(nxt) == {second: 4}
-    assert _claimed_requests(inbox_claim(batch_size=5, lease_seconds=60)) == {third: 3}
+    _finished(claim)
+    if claim.locked:  # claimed again in the same transaction, until finished
+        assert _claimed_requests(nxt) == {first: 3}
+        nxt = inbox_claim(batch_size=5, lease_seconds=60)
+    assert _claimed_requests(_finished(nxt)) == {second: 4}
+    assert _claimed_requests(_finished(inbox_claim(batch_size=5, lease_seconds=60))) == {third: 3}
     assert inbox_claim(batch_size=5, lease_seconds=60) is None
 
 
@@ -262,7 +287,7 @@ def test_claim_processing_costs_a_fixed_number_of_queries(integration, size):
         inbox_rows(_mixed_messages(n, tag))
         claim = inbox_claim(batch_size=10_000, lease_seconds=60)
         with CaptureQueriesContext(connection) as ctx:
-            claim_process(claim_id=claim.claim_id, now=timezone.now())
+            claim_process(claim=claim, now=timezone.now())
         return len(ctx.captured_queries)
 
     small = queries_for(1, "small")
@@ -366,7 +391,13 @@ def test_one_bad_event_does_not_fail_the_claim(integration, monkeypatch):
     assert list(Activity.objects.values_list("action", flat=True)) == ["Good"]
 
 
+def _leases_only() -> None:
+    if connection.vendor == "postgresql":
+        pytest.skip("SQLite's lease; a PostgreSQL claim is row locks (test_claim_row_locks_*)")
+
+
 def test_sweeper_frees_lapsed_claims_and_drains_stale_pending(integration, settings):
+    _leases_only()
     settings.USAGE_STALE_PENDING_SECONDS = 120
     acme = Company.objects.create(external_id="ACME", name="Acme")
     EndUser.objects.create(company=acme, external_id="u-1")
@@ -392,6 +423,7 @@ def test_sweeper_frees_lapsed_claims_and_drains_stale_pending(integration, setti
 
 
 def test_lapsed_claim_finished_late_does_not_overwrite_the_new_claim(integration):
+    _leases_only()
     acme = Company.objects.create(external_id="ACME", name="Acme")
     EndUser.objects.create(company=acme, external_id="u-1")
     inbox_rows([{"type": "track", "messageId": "t1", "userId": "u-1", "event": "E"}])
@@ -399,10 +431,57 @@ def test_lapsed_claim_finished_late_does_not_overwrite_the_new_claim(integration
     inbox_sweep(now=timezone.now() + timedelta(seconds=5))  # lapsed -> re-claimed, processed
     assert row("t1").status == "processed"
 
-    late = claim_process(claim_id=old.claim_id, now=timezone.now())
+    late = claim_process(claim=old, now=timezone.now())
 
     assert late.events == 0  # the slow worker no longer holds the row: nothing written twice
     assert Activity.objects.count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_claim_row_locks_are_skipped_by_other_claimers_and_freed_by_a_crash(settings):
+    settings.USAGE_STALE_PENDING_SECONDS = 0
+    integration_ensure()
+    acme = Company.objects.create(external_id="ACME", name="Acme")
+    EndUser.objects.create(company=acme, external_id="u")
+    now = timezone.now()
+    first = _request(3, received_at=now - timedelta(seconds=3))
+    second = _request(2, received_at=now - timedelta(seconds=2))
+    other: dict = {}
+
+    def claim_elsewhere(batch_size: int) -> None:
+        # A second worker: its own connection and transaction, while ours holds the locks.
+        try:
+            with transaction.atomic():
+                got = inbox_claim(batch_size=batch_size, lease_seconds=60)
+                other["requests"] = _claimed_requests(got) if got else None
+        finally:
+            connection.close()
+
+    def in_thread(batch_size: int) -> dict:
+        thread = threading.Thread(target=claim_elsewhere, args=(batch_size,))
+        thread.start()
+        thread.join(30)
+        return other.pop("requests")
+
+    with transaction.atomic():
+        mine = inbox_claim(batch_size=3, lease_seconds=60)
+        assert _claimed_requests(mine) == {first: 3}
+        # The other worker skips our rows (no waiting, no lease written) and takes the next.
+        assert in_thread(10) == {second: 2}
+        # One row of ``second`` held elsewhere: the other worker never splits the request.
+        InboxEvent.objects.filter(message_id=f"{second}-0").select_for_update().get()
+        assert in_thread(10) is None
+        # Nothing was written to claim the rows: they read pending, with no lease.
+        assert set(_claimed_rows(mine).values_list("status", flat=True)) == {"pending"}
+        assert not _claimed_rows(mine).exclude(claim_id=None).exists()
+    # Our transaction ended (a worker that died rolls back just the same) without finishing
+    # the rows: they are simply pending again, and
+    # the sweeper (or the next drain) processes them, no lease to wait for.
+    assert set(InboxEvent.objects.values_list("status", flat=True)) == {"pending"}
+    assert inbox_sweep().drained.events == 5
+    assert set(InboxEvent.objects.values_list("status", flat=True)) == {"processed"}
+    assert Activity.objects.count() == 5
 
 
 def test_purge_deletes_old_processed_and_dropped_rows_only(db, settings):

@@ -1,10 +1,16 @@
 """Claiming pending inbox rows in whole requests, and failing a claim.
 
-PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED``, so concurrent workers take disjoint rows
-without waiting; the whole claim (window, rest of its requests, the whole-request check and
-the lease) is one statement that returns the claimed rows, payloads included. SQLite ignores ``select_for_update``; there the claim is a conditional
-UPDATE (``status = 'pending'``) inside an IMMEDIATE transaction, which holds the database's
-write lock, so two claimers are serialised. Either way a claimed row is ``processing`` with
+PostgreSQL: the claim is row locks. ``SELECT … FOR UPDATE SKIP LOCKED`` inside the
+transaction that processes the claim (``inbox_drain`` opens it), so concurrent workers take
+disjoint rows without waiting, and nothing is written to claim a row: each row is written
+once, pending → its outcome. The whole claim (window, rest of its requests, the
+whole-request check) is one statement that returns the claimed rows, payloads included. A
+worker that dies mid-claim loses its connection, its transaction rolls back and the rows are
+simply pending again for the next drain (or the sweeper); no lease is needed.
+
+SQLite has no row locks (``select_for_update`` does nothing): there the claim is a
+conditional UPDATE (``status = 'pending'``) inside an IMMEDIATE transaction, which holds the
+database's write lock, so two claimers are serialised. A claimed row is ``processing`` with
 a lease (``claimed_until``) and the claim's id; the sweeper frees rows whose lease lapsed.
 
 Whole requests: the events of one request are decided together in timestamp order (an
@@ -38,6 +44,13 @@ class Claim:
     # so processing need not read them again. Empty on SQLite, where processing loads them
     # by claim id.
     rows: tuple[tuple, ...] = field(default=(), repr=False)
+    # True when the claim is row locks held by the current transaction (PostgreSQL): the
+    # rows are still ``pending`` and carry no claim id or lease.
+    locked: bool = False
+
+    @property
+    def row_ids(self) -> list[int]:
+        return [row[0] for row in self.rows]
 
 
 def _claimable(now: datetime):
@@ -56,16 +69,23 @@ def _whole_requests(rows: list[tuple[int, UUID]], batch_size: int) -> list[UUID]
 def inbox_claim(
     *, batch_size: int, lease_seconds: int, now: datetime | None = None
 ) -> Claim | None:
-    """Claim the oldest pending requests, about ``batch_size`` events; None when none is free."""
+    """Claim the oldest pending requests, about ``batch_size`` events; None when none is free.
+
+    PostgreSQL: call inside ``transaction.atomic()``; the claim is the rows' locks and lasts
+    until that transaction ends, so process and finish the rows in it. (``lease_seconds``
+    applies to SQLite only.)
+    """
     now = now or timezone.now()
     claim_id = uuid4()
+    if connection.vendor == "postgresql":
+        if not connection.in_atomic_block:
+            raise RuntimeError("a PostgreSQL claim holds row locks: claim inside atomic()")
+        return _claim_postgres(claim_id=claim_id, batch_size=batch_size, now=now)
     lease = {
         "status": InboxStatus.PROCESSING,
         "claim_id": claim_id,
         "claimed_until": now + timedelta(seconds=lease_seconds),
     }
-    if connection.vendor == "postgresql":
-        return _claim_postgres(claim_id=claim_id, batch_size=batch_size, lease=lease, now=now)
     with transaction.atomic():
         window = _claimable(now).order_by("received_at", "id")
         rows = list(window.values_list("id", "request_id")[:batch_size])
@@ -80,12 +100,13 @@ def inbox_claim(
 # ``reqs``: their requests, less the last one when the window may have cut it (the request
 # that first appears last, as ``_whole_requests`` does). ``locked``: every claimable row of
 # those requests, again skipping held rows; ``pending``: how many claimable rows each request
-# has. Only requests of which we hold every pending row are leased: a request is left for
+# has. Only requests of which we hold every pending row are claimed: a request is left for
 # later, whole, rather than split between two workers. (All CTEs share the statement's
-# snapshot; a row another worker claimed meanwhile drops out of ``locked`` only, so its
-# request is skipped, never split.) ``= ANY(ARRAY(…))`` rather than ``IN (SELECT …)``: the
-# planner then reads the few requests through the request id index instead of scanning the
-# table.
+# snapshot; a row another worker holds drops out of ``locked`` only, so its request is
+# skipped, never split.) Rows of skipped requests stay locked until our transaction ends, so
+# another claimer meanwhile skips those requests too. ``= ANY(ARRAY(…))`` rather than
+# ``IN (SELECT …)``: the planner then reads the few requests through the request id index
+# instead of scanning the table.
 _CLAIMABLE = "status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)"
 _CLAIM_SQL = f"""
 WITH win AS MATERIALIZED (
@@ -109,7 +130,8 @@ reqs AS (
     )
 ),
 locked AS MATERIALIZED (
-    SELECT id, request_id FROM {{table}}
+    SELECT id, request_id, message_id, type, payload, received_at, occurred_at, attempts
+    FROM {{table}}
     WHERE request_id = ANY(ARRAY(SELECT request_id FROM reqs)) AND {_CLAIMABLE}
     FOR UPDATE SKIP LOCKED
 ),
@@ -123,32 +145,34 @@ whole AS (
     FROM (SELECT request_id, count(*) AS n FROM locked GROUP BY request_id) held
     JOIN pending ON pending.request_id = held.request_id AND pending.n = held.n
 )
-UPDATE {{table}} AS e
-SET status = %(status)s, claim_id = %(claim_id)s, claimed_until = %(claimed_until)s
-FROM locked
-WHERE e.id = locked.id AND locked.request_id IN (SELECT request_id FROM whole)
-RETURNING e.id, e.message_id, e.type, e.payload::text,
+SELECT e.id, e.message_id, e.type, e.payload::text,
     {epoch_us("e.received_at")}, {epoch_us("e.occurred_at")}, e.attempts
+FROM locked AS e
+WHERE e.request_id IN (SELECT request_id FROM whole)
 """  # noqa: S608 — our own table and column names only
 
 
-def _claim_postgres(*, claim_id: UUID, batch_size: int, lease: dict, now: datetime) -> Claim | None:
+def _claim_postgres(*, claim_id: UUID, batch_size: int, now: datetime) -> Claim | None:
     table = connection.ops.quote_name(InboxEvent._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(
-            _CLAIM_SQL.format(table=table),
-            {**lease, "status": str(lease["status"]), "now": now, "batch": batch_size},
-        )
+        cursor.execute(_CLAIM_SQL.format(table=table), {"now": now, "batch": batch_size})
         rows = tuple(cursor.fetchall())
     if not rows:
         return None
-    return Claim(claim_id=claim_id, size=len(rows), rows=rows)
+    return Claim(claim_id=claim_id, size=len(rows), rows=rows, locked=True)
 
 
-def claim_fail(*, claim_id: UUID, error: str, backoff_base: int, backoff_max: int) -> int:
-    """Mark a claim's rows failed with the error, one more attempt, and when to retry."""
+def claim_fail(*, claim: Claim, error: str, backoff_base: int, backoff_max: int) -> int:
+    """Mark a claim's rows failed with the error, one more attempt, and when to retry.
+
+    PostgreSQL: call in the claim's transaction, after rolling back the processing's writes
+    (to a savepoint taken after the claim), so the rows are still locked and pending.
+    """
     now = timezone.now()
-    rows = InboxEvent.objects.filter(claim_id=claim_id, status=InboxStatus.PROCESSING)
+    if claim.locked:
+        rows = InboxEvent.objects.filter(pk__in=claim.row_ids, status=InboxStatus.PENDING)
+    else:
+        rows = InboxEvent.objects.filter(claim_id=claim.claim_id, status=InboxStatus.PROCESSING)
     changed = 0
     # Rows of one claim mostly share their attempt count: one UPDATE per distinct count.
     attempts = sorted(set(rows.values_list("attempts", flat=True)))
@@ -161,5 +185,5 @@ def claim_fail(*, claim_id: UUID, error: str, backoff_base: int, backoff_max: in
             claim_id=None,
             claimed_until=None,
         )
-    logger.warning("usage_claim_failed", extra={"claim_id": str(claim_id), "rows": changed})
+    logger.warning("usage_claim_failed", extra={"claim_id": str(claim.claim_id), "rows": changed})
     return changed

@@ -98,16 +98,7 @@ def claimed_events_of(rows: Iterable[tuple]) -> list[EventFacts]:
 
 
 def claimed_events_load(*, claim_id: UUID) -> list[EventFacts]:
-    """The rows of a claim, read once (values, not model instances: this is the hot path)."""
-    if _is_postgres():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT id, message_id, type, payload::text,"  # noqa: S608 — our own names
-                f" {epoch_us('received_at')}, {epoch_us('occurred_at')}, attempts"
-                f" FROM {_table(InboxEvent)} WHERE claim_id = %s AND status = %s",
-                [claim_id, str(InboxStatus.PROCESSING)],
-            )
-            return claimed_events_of(cursor.fetchall())
+    """The rows of a leased claim (SQLite), read once (values, not model instances)."""
     rows = InboxEvent.objects.filter(claim_id=claim_id, status=InboxStatus.PROCESSING).values_list(
         "id", "message_id", "type", "payload", "received_at", "occurred_at", "attempts"
     )
@@ -478,7 +469,7 @@ def retry_delay(attempts_before: int, *, base: int, cap: int) -> timedelta:
 
 def inbox_outcomes_write(
     *,
-    claim_id: UUID,
+    claim_id: UUID | None,
     events: list[EventFacts],
     outcomes: dict[int, Outcome],
     now: datetime,
@@ -487,8 +478,10 @@ def inbox_outcomes_write(
 ) -> None:
     """One bulk UPDATE of the claim's rows: outcome, identity keys, enduser, attempts.
 
-    Only rows still held by this claim are written: a row whose lease lapsed and that another
-    worker re-claimed is that worker's to finish. (Django's ``bulk_update`` would be one
+    Only rows still held by this claim are written. ``claim_id`` None (PostgreSQL): the
+    caller's transaction holds the rows' locks, and rows still ``pending`` are written.
+    Otherwise (SQLite's lease) rows still carrying the claim id: a row whose lease lapsed and
+    that another worker re-claimed is that worker's to finish. (Django's ``bulk_update`` would be one
     CASE expression per field, quadratic on PostgreSQL and chunked by 999 variables on
     SQLite; this is a single linear statement on both.)
     """
@@ -520,15 +513,21 @@ def inbox_outcomes_write(
     table = connection.ops.quote_name(InboxEvent._meta.db_table)
     names = [name for name, _ in _OUTCOME_COLUMNS]
     set_clause = ", ".join(f"{n} = v.{n}" for n in names[1:])
-    set_clause += ", claim_id = NULL, claimed_until = NULL"
-    where = f"{table}.id = v.id AND {table}.claim_id = %s"
+    if claim_id is None:
+        where, held = f"{table}.id = v.id AND {table}.status = %s", str(InboxStatus.PENDING)
+    else:
+        set_clause += ", claim_id = NULL, claimed_until = NULL"
+        # Django stores UUIDs on SQLite as 32 hex characters.
+        where, held = f"{table}.id = v.id AND {table}.claim_id = %s", claim_id
+        if not _is_postgres():
+            held = claim_id.hex
     with connection.cursor() as cursor:
         if _is_postgres():
             source, param = _recordset(_OUTCOME_COLUMNS, values)
             cursor.execute(
                 f"UPDATE {table} SET {set_clause} "  # noqa: S608 — our own names only
                 f"FROM {source} WHERE {where}",
-                [param, claim_id],
+                [param, held],
             )
             return
         adapt = connection.ops.adapt_datetimefield_value
@@ -540,8 +539,7 @@ def inbox_outcomes_write(
             cursor.execute(
                 f"WITH v({', '.join(names)}) AS (VALUES {values_sql}) "  # noqa: S608 — our names
                 f"UPDATE {table} SET {set_clause} FROM v WHERE {where}",
-                # Django stores UUIDs on SQLite as 32 hex characters.
-                [*params, claim_id.hex],
+                [*params, held],
             )
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
@@ -15,6 +13,7 @@ from integrations.services import integration_ensure
 from usage.models import InboxStatus
 
 from . import outputs
+from .claim import Claim
 from .matching import Outcome, events_match
 
 
@@ -26,23 +25,22 @@ class ClaimSummary:
     requeued: int = 0
 
 
-def claim_process(
-    *, claim_id: UUID, now: datetime, rows: Sequence[tuple] | None = None
-) -> ClaimSummary:
+def claim_process(*, claim: Claim, now: datetime) -> ClaimSummary:
     """Turn a claim's rows into endusers, activities and metric values, and finish the rows.
 
-    All in one transaction: either every output and every row outcome is stored, or none is
-    (and the caller marks the claim failed). Outputs are idempotent on message id, so a row
-    processed again after a crash never duplicates them. ``rows`` are the rows the claim
-    returned (``Claim.rows``); without them the claim's rows are read by its id. Outcomes are
-    written only to rows still holding the claim either way.
+    All in one transaction (a savepoint inside the claim's transaction on PostgreSQL):
+    either every output and every row outcome is stored, or none is (and the caller marks
+    the claim failed). Outputs are idempotent on message id, so a row processed again after
+    a crash never duplicates them. The rows are the ones the claim returned (PostgreSQL) or
+    are read by the claim's id (SQLite). Outcomes are written only to rows the claim still
+    holds: still pending under our locks, or still carrying the claim id.
     """
     summary = ClaimSummary()
     with transaction.atomic():
-        if rows:
-            events = outputs.claimed_events_of(rows)
+        if claim.rows:
+            events = outputs.claimed_events_of(claim.rows)
         else:
-            events = outputs.claimed_events_load(claim_id=claim_id)
+            events = outputs.claimed_events_load(claim_id=claim.claim_id)
         if not events:
             return summary
         rules = outputs.rules_load(integration_ensure())
@@ -62,7 +60,7 @@ def claim_process(
         outputs.activities_write(specs=result.activities)
         outputs.metric_values_write(specs=result.metric_values)
         outputs.inbox_outcomes_write(
-            claim_id=claim_id,
+            claim_id=None if claim.locked else claim.claim_id,
             events=events,
             outcomes=result.outcomes,
             now=now,
