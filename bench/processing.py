@@ -21,27 +21,12 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from bench.scratch import admin_execute, database_url
 
 DB_NAME = "bench_processing"
 TARGET = 10_000.0
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _server_url() -> str:
-    return os.environ.get("BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/postgres")
-
-
-def _db_url(name: str) -> str:
-    parts = urlsplit(_server_url())
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-
-
-def _admin(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(_server_url(), autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def run(args) -> list[dict]:
@@ -51,12 +36,12 @@ def run(args) -> list[dict]:
         if quick
         else {"companies": 10_000, "endusers": 100_000, "events": 50_000}
     )
-    _admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    _admin(f'CREATE DATABASE "{DB_NAME}"')
+    admin_execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+    admin_execute(f'CREATE DATABASE "{DB_NAME}"')
     try:
         env = {
             **os.environ,
-            "DATABASE_URL": _db_url(DB_NAME),
+            "DATABASE_URL": database_url(DB_NAME),
             "CELERY_BROKER_URL": "memory://",
             "LOG_LEVEL": "WARNING",
         }
@@ -79,7 +64,7 @@ def run(args) -> list[dict]:
             raise RuntimeError("bench.processing child failed")
         result = json.loads(child.stdout.strip().splitlines()[-1])
     finally:
-        _admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        admin_execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
     ours, base = result["drain_events_per_s"], result["baseline_events_per_s"]
     label = f"{sizes['events']:,} events"
     return [

@@ -239,7 +239,7 @@ LOGGING = {
 }
 
 # --- warehouse sync ---
-# The push to Segment (section 3). Documented in docs/sections/warehouse.md.
+# The push to Segment (section 3). Documented in README.md ("Segment data warehouse").
 WAREHOUSE_PUSH_MAX_BATCH_BYTES = env.int("WAREHOUSE_PUSH_MAX_BATCH_BYTES", default=450_000)
 WAREHOUSE_PUSH_MAX_BATCH_MESSAGES = env.int("WAREHOUSE_PUSH_MAX_BATCH_MESSAGES", default=2_000)
 WAREHOUSE_PUSH_MAX_MESSAGE_BYTES = env.int("WAREHOUSE_PUSH_MAX_MESSAGE_BYTES", default=32_000)
@@ -260,7 +260,7 @@ WAREHOUSE_PUSH_LEASE_SECONDS = env.int("WAREHOUSE_PUSH_LEASE_SECONDS", default=6
 WAREHOUSE_PUSH_SCHEDULE_HOURS = env("WAREHOUSE_PUSH_SCHEDULE_HOURS", default="0,8,16")
 
 # --- usage ingest ---
-# The Segment endpoints (/dock/segment, /v1/*). Documented in docs/sections/ingest.md.
+# The Segment endpoints (/dock/segment, /v1/*). Documented in README.md ("Receiving Segment events").
 # The endpoint's own body limit (Django's DATA_UPLOAD_MAX_MEMORY_SIZE does not apply there).
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=32 * 1024 * 1024)
 # How long each process may reuse the integration row (tokens, secret); 0 reads it each time.

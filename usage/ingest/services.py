@@ -4,7 +4,7 @@ The rows travel as one JSON document unpacked by the database (``jsonb_array_ele
 PostgreSQL, ``json_each`` on SQLite): one statement and three parameters whatever the batch
 size, so SQLite's 32,766-variable limit never applies and no chunking is needed, and
 PostgreSQL parses each payload once. Measured against ``bulk_create(ignore_conflicts=True)``
-in docs/sections/ingest.md.
+in README.md ("Receiving Segment events").
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ ON CONFLICT (message_id) DO NOTHING
 """  # noqa: S608 - the table name is our own model's, not input
 
 # One row (the single-event calls): plain VALUES, which PostgreSQL plans and runs measurably
-# faster than unpacking a one-element document (docs/sections/ingest.md).
+# faster than unpacking a one-element document (README.md ("Receiving Segment events")).
 _POSTGRES_ONE_SQL = f"""
 INSERT INTO {_TABLE} (message_id, request_id, type, payload, received_at, occurred_at,
                       status, reason, detail, attempts)
