@@ -15,14 +15,13 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.scratch import admin_execute, database_url
+from bench.scratch import run_child, scratch_database
 
 DB_NAME = "bench_processing"
 TARGET = 10_000.0
@@ -36,35 +35,14 @@ def run(args) -> list[dict]:
         if quick
         else {"companies": 10_000, "endusers": 100_000, "events": 50_000}
     )
-    admin_execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    admin_execute(f'CREATE DATABASE "{DB_NAME}"')
-    try:
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url(DB_NAME),
-            "CELERY_BROKER_URL": "memory://",
-            "LOG_LEVEL": "WARNING",
-        }
-        child = subprocess.run(
-            [sys.executable, "-m", "bench.processing", json.dumps(sizes)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
+    with scratch_database(DB_NAME, migrate=False) as url:  # the child migrates
+        result = run_child(
+            "bench.processing",
+            sizes,
+            db_url=url,
             timeout=3600,
+            show_stderr=bool(os.environ.get("BENCH_PROFILE") or os.environ.get("BENCH_QUERIES")),
         )
-        if (
-            child.returncode != 0
-            or os.environ.get("BENCH_PROFILE")
-            or os.environ.get("BENCH_QUERIES")
-        ):
-            print(child.stderr[-12000:], file=sys.stderr)
-        if child.returncode != 0:
-            raise RuntimeError("bench.processing child failed")
-        result = json.loads(child.stdout.strip().splitlines()[-1])
-    finally:
-        admin_execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
     ours, base = result["drain_events_per_s"], result["baseline_events_per_s"]
     label = f"{sizes['events']:,} events"
     return [

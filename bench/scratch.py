@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -49,3 +50,32 @@ def scratch_database(name: str, *, migrate: bool = True) -> Iterator[str]:
         yield url
     finally:
         admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_child(
+    module: str, payload: dict, *, db_url: str, timeout: int, show_stderr: bool = False
+) -> dict:
+    """Run ``python -m <module> <payload>`` on ``db_url`` and return the JSON of its last line.
+
+    Benchmarks measure in a child process so the parent's imports and memory don't count.
+    """
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "CELERY_BROKER_URL": "memory://",
+        "LOG_LEVEL": "WARNING",
+    }
+    child = subprocess.run(
+        [sys.executable, "-m", module, json.dumps(payload)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    if child.returncode != 0 or show_stderr:
+        print(child.stderr[-12000:], file=sys.stderr)
+    if child.returncode != 0:
+        raise RuntimeError(f"{module} child failed")
+    return json.loads(child.stdout.strip().splitlines()[-1])

@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-from .scratch import ROOT, scratch_database
+from .scratch import run_child, scratch_database
 
 DB_NAME = "bench_trends"
 TARGET_MS = 1000.0
@@ -25,25 +24,7 @@ def run(args) -> list[dict]:
     quick = bool(getattr(args, "quick", False))
     sizes = {"endusers": 200 if quick else 1_000, "days": 365}
     with scratch_database(DB_NAME) as url:
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "CELERY_BROKER_URL": "memory://",
-            "LOG_LEVEL": "WARNING",
-        }
-        child = subprocess.run(
-            [sys.executable, "-m", "bench.trends", json.dumps(sizes)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=1800,
-        )
-    if child.returncode != 0:
-        print(child.stderr[-8000:], file=sys.stderr)
-        raise RuntimeError("bench.trends child failed")
-    result = json.loads(child.stdout.strip().splitlines()[-1])
+        result = run_child("bench.trends", sizes, db_url=url, timeout=1800)
     rows = []
     for days in (30, 90, 365):
         page_ms = result[f"page_{days}_ms"]

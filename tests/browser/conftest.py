@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.warehouse_sync.conftest import sink  # noqa: F401  (the local Segment sink)
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

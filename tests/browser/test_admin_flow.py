@@ -19,7 +19,6 @@ import requests
 
 from integrations.models import IntegrationSettings
 from planhat_segment.models import Company
-from tests.warehouse_sync.sink import Sink
 from usage.models import Activity, InboxEvent, MetricValue
 
 from .conftest import screenshot
@@ -27,13 +26,6 @@ from .conftest import screenshot
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PAGE = "/admin/integrations/segment/"
-
-
-@pytest.fixture
-def sink():
-    server = Sink().start()
-    yield server
-    server.stop()
 
 
 def _post(live_server, token: str, body: dict) -> requests.Response:

@@ -8,21 +8,13 @@ from __future__ import annotations
 import pytest
 
 from integrations.demo import demo_workspace_load
-from integrations.services import integration_ensure, integration_update
 from planhat_segment.models import Company
-from tests.warehouse_sync.sink import Sink
+from tests.warehouse_sync.conftest import integration_aim_at
 from usage.services import inbox_drain
 
 from .conftest import screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def sink():
-    server = Sink().start()
-    yield server
-    server.stop()
 
 
 def test_screenshots_of_demo_workspace(logged_in_page, sink, settings):
@@ -33,13 +25,7 @@ def test_screenshots_of_demo_workspace(logged_in_page, sink, settings):
     page.set_viewport_size({"width": 1280, "height": 1000})
     demo_workspace_load(days=90)
     inbox_drain()
-    integration_update(
-        integration=integration_ensure(),
-        warehouse_enabled=True,
-        write_key=sink.write_key,
-        region="custom",
-        custom_base_url=sink.url,
-    )
+    integration_aim_at(sink)
     run = sync_run_start(trigger="manual", enqueue=False)
     sync_run_execute(run_id=run.pk)
 

@@ -27,9 +27,11 @@ def _fast_push(settings):
     settings.WAREHOUSE_PUSH_CONCURRENCY = 1
 
 
-@pytest.fixture
-def warehouse(db, sink):
-    """Section 3 on, the write key the sink expects, the sink as the custom base URL."""
+def integration_aim_at(sink):
+    """Section 3 on, the write key the sink expects, the sink as the custom base URL.
+
+    Through ``integration_ensure``: transactional tests flush migration-seeded rows.
+    """
     from integrations.services import integration_ensure, integration_update
 
     return integration_update(
@@ -39,6 +41,11 @@ def warehouse(db, sink):
         region="custom",
         custom_base_url=sink.url,
     )
+
+
+@pytest.fixture
+def warehouse(db, sink):
+    return integration_aim_at(sink)
 
 
 def push(*, full: bool = False, models: list[str] | None = None, trigger: str = "command"):

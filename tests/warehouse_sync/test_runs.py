@@ -17,7 +17,7 @@ from warehouse_sync.models import SyncModelResult, SyncRun, SyncStatus
 from warehouse_sync.selectors import last_sync_summary
 from warehouse_sync.services import SyncRefused, sync_run_execute, sync_run_start
 
-from .conftest import push
+from .conftest import integration_aim_at, push
 
 
 @pytest.fixture
@@ -312,15 +312,7 @@ def test_last_sync_summary(warehouse, sink, settings, two_companies):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_triggers_one_is_refused_on_postgres(sink):
-    from integrations.services import integration_ensure
-
-    integration_update(
-        integration=integration_ensure(),
-        warehouse_enabled=True,
-        write_key=sink.write_key,
-        region="custom",
-        custom_base_url=sink.url,
-    )
+    integration_aim_at(sink)
     barrier = threading.Barrier(4)
     outcomes: list[str] = []
 

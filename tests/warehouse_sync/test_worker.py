@@ -7,25 +7,19 @@ import time
 import pytest
 from celery.contrib.testing.worker import start_worker
 
-from integrations.services import integration_ensure, integration_update
 from planhat_segment.celery import app as celery_app
 from tests.factories import CompanyFactory, EndUserFactory, LicenseFactory
 from warehouse_sync.models import SyncRun, SyncStatus
 from warehouse_sync.services import sync_run_start
+
+from .conftest import integration_aim_at
 
 
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_worker_processes_a_run_started_by_the_button(sink):
-    # Transactional tests flush migration-seeded rows: get the integration through ensure.
-    integration_update(
-        integration=integration_ensure(),
-        warehouse_enabled=True,
-        write_key=sink.write_key,
-        region="custom",
-        custom_base_url=sink.url,
-    )
+    integration_aim_at(sink)
     company = CompanyFactory()
     EndUserFactory(company=company)
     LicenseFactory(company=company)
