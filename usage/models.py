@@ -131,6 +131,9 @@ class Activity(models.Model):
     )
     action = models.CharField(max_length=255)
     count = models.PositiveIntegerField(default=1)
+    # Planhat's activity weight (its open analytics API); Segment calls keep the default 1.
+    # db_default too, so raw INSERTs that do not name the column get it from the database.
+    weight = models.FloatField(default=1.0, db_default=1.0)
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField()
     properties = models.JSONField(default=dict, blank=True)
@@ -168,3 +171,52 @@ class MetricValue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric_id}={self.value}"
+
+
+# Daily rollups of activities (issue 10). Days are UTC days. They are keyed on the company
+# stored on each activity, so an enduser who moves company leaves history where it happened;
+# activities of test endusers / companies (``is_test``) are never counted. Processing adds to
+# them in the claim's transaction only what it really inserted; ``rebuild_rollups`` recounts.
+
+
+class CompanyActionDay(models.Model):
+    """Activities of one company on one UTC day for one action: count and weighted count."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    action = models.CharField(max_length=255)
+    count = models.BigIntegerField(default=0)
+    # Σ count × weight over the day's activities of this action.
+    weighted_count = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["company", "day", "action"], name="company_action_day_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.company_id} {self.day} {self.action} ×{self.count}"
+
+
+class EnduserDay(models.Model):
+    """Activities of one enduser under one company on one UTC day.
+
+    One row per (company, enduser, day) keeps distinct active endusers exact over any range
+    (``COUNT(DISTINCT enduser)`` over the range's rows), not sums of daily distinct counts.
+    """
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    enduser = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["company", "enduser", "day"], name="enduser_day_unique")
+        ]
+        indexes = [models.Index(fields=["enduser", "day"], name="enduser_day_enduser")]
+
+    def __str__(self) -> str:
+        return f"{self.enduser_id}@{self.company_id} {self.day} ×{self.count}"

@@ -31,7 +31,11 @@ def pytest_collection_modifyitems(config, items):
         reason = "needs the playwright package (make test installs it)"
     if reason is None and not Path(CHROMIUM).exists():
         reason = "needs Debian's chromium (make test installs it with apt when it may)"
+    here = Path(__file__).parent
     for item in items:
+        # A conftest's collection hook sees the whole session's items: mark only ours.
+        if here not in Path(str(item.fspath)).parents:
+            continue
         item.add_marker(pytest.mark.browser)
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
