@@ -103,7 +103,7 @@ class InboxEventAdmin(admin.ModelAdmin):
 
     @admin.action(description="Reprocess selected", permissions=["reprocess"])
     def reprocess_selected(self, request, queryset):
-        ids = list(queryset.values_list("pk", flat=True))
+        ids = sorted(queryset.values_list("pk", flat=True))
         count = services.inbox_events_reprocess(ids=ids)
         shown = ", ".join(str(pk) for pk in ids[:AUDIT_IDS_SHOWN])
         more = f" and {len(ids) - AUDIT_IDS_SHOWN} more" if len(ids) > AUDIT_IDS_SHOWN else ""
