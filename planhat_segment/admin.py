@@ -24,7 +24,7 @@ from rest_framework.authtoken.models import TokenProxy
 
 from .audit import audit_record
 from .models import Asset, Company, CompanyDomain, EndUser, License, Project, Tombstone
-from .permissions import has_permission_method
+from .permissions import OwnAppDeletion, has_permission_method
 from .services import company_domain_check, enduser_email_check, workspace_objects_changed_notify
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
@@ -64,7 +64,7 @@ def _count_of(model, field: str = "company"):
     return Coalesce(Subquery(counts, output_field=IntegerField()), 0)
 
 
-class WorkspaceObjectAdmin(admin.ModelAdmin):
+class WorkspaceObjectAdmin(OwnAppDeletion, admin.ModelAdmin):
     """Shared list behaviour: custom JSON deferred in lists, company joined, created dates;
     "Export selected as CSV" for those with ``planhat_segment.export_csv``."""
 

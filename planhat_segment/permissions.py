@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable, Sequence
 from functools import wraps
 
+from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -130,3 +131,18 @@ def has_permission_method(permission: str) -> Callable:
 
     has_permission.required_permission = permission
     return has_permission
+
+
+class OwnAppDeletion:
+    """ModelAdmin mixin: deleting needs the delete permission on the models of the admin's own
+    app only. Rows that other apps derive from the object (a company's activities and metric
+    values) go with it, as they do through the API and the services; without this, Django's
+    delete page would ask a CS manager for ``usage.delete_activity``, which no role holds."""
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        own = {
+            str(model._meta.verbose_name)
+            for model in apps.get_app_config(self.model._meta.app_label).get_models()
+        }
+        return deleted, counts, {p for p in perms_needed if str(p) in own}, protected

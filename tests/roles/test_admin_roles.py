@@ -322,3 +322,51 @@ def test_audit_log_is_read_only_even_for_integration_admins(client_in_role, inte
     )
     assert LogEntry.objects.filter(pk=entry.pk).exists()
     assert integration_ensure() is not None
+
+
+def _usage_of(company: Company, metric: MetricDefinition) -> None:
+    from django.utils import timezone
+
+    from usage.models import Activity, MetricValue
+
+    enduser = EndUser.objects.create(company=company, external_id="U-1")
+    now = timezone.now()
+    Activity.objects.create(
+        enduser=enduser,
+        company=company,
+        action="Opened",
+        occurred_at=now,
+        received_at=now,
+        message_id="a-1",
+    )
+    MetricValue.objects.create(
+        company=company, metric=metric, value=3, occurred_at=now, message_id="g-1"
+    )
+
+
+def test_cs_manager_deletes_a_company_with_its_usage_in_the_admin(client_in_role, integration):
+    from usage.models import Activity, MetricValue
+
+    company = Company.objects.create(name="Acme", external_id="ACME")
+    _usage_of(company, MetricDefinition.objects.create(key="seats"))
+    client = client_in_role(CS)
+    url = reverse("admin:planhat_segment_company_delete", args=[company.pk])
+    confirm = client.get(url)
+    assert confirm.status_code == 200
+    assert not confirm.context["perms_lacking"]  # usage goes with its company
+    assert client.post(url, {"post": "yes"}).status_code == 302
+    assert not Company.objects.filter(pk=company.pk).exists()
+    assert not Activity.objects.exists() and not MetricValue.objects.exists()
+
+
+@pytest.mark.parametrize(("role", "deletes"), [(CS, False), (ADMIN, True)])
+def test_metric_definition_delete_in_the_admin_by_role(client_in_role, integration, role, deletes):
+    from usage.models import MetricValue
+
+    metric = MetricDefinition.objects.create(key="seats")
+    _usage_of(Company.objects.create(name="Acme", external_id="ACME"), metric)
+    url = reverse("admin:integrations_metricdefinition_delete", args=[metric.pk])
+    answer = client_in_role(role).post(url, {"post": "yes"})
+    assert answer.status_code == (302 if deletes else 403)
+    assert MetricDefinition.objects.filter(pk=metric.pk).exists() is not deletes
+    assert MetricValue.objects.exists() is not deletes
