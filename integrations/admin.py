@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from planhat_segment.permissions import OwnAppDeletion
+
 from .models import MetricDefinition
 
 
 @admin.register(MetricDefinition)
-class MetricDefinitionAdmin(admin.ModelAdmin):
+class MetricDefinitionAdmin(OwnAppDeletion, admin.ModelAdmin):
+    """Deleting a definition deletes its recorded values (integration admins only)."""
+
     list_display = ("key", "label", "description", "created_at")
     search_fields = ("key", "label", "description")
     readonly_fields = ("created_at",)

@@ -13,12 +13,18 @@ class SegmentAdminSite(admin.AdminSite):
     index_title = "Workspace"
 
     def get_urls(self):
+        from planhat_segment.permissions import admin_view_permissions
+
         from . import page  # the page composes usage and warehouse_sync: import lazily
 
+        # Each POST action needs its own permission on top (page.ACTION_PERMISSIONS).
+        integration_page = admin_view_permissions(
+            page.integration_page, GET=page.PAGE_PERMISSIONS, POST=page.PAGE_PERMISSIONS
+        )
         extra = [
             path(
                 "integrations/segment/",
-                self.admin_view(page.integration_page),
+                self.admin_view(integration_page),
                 name="segment_integration",
             ),
         ]
@@ -27,19 +33,29 @@ class SegmentAdminSite(admin.AdminSite):
 
     def get_app_list(self, request, app_label=None):
         app_list = super().get_app_list(request, app_label)
-        if app_label in (None, "integrations"):
-            for app in app_list:
-                if app["app_label"] == "integrations":
-                    app["models"].insert(
-                        0,
-                        {
-                            "name": "Segment integration page",
-                            "object_name": "SegmentIntegrationPage",
-                            "admin_url": reverse("admin:segment_integration"),
-                            "view_only": True,
-                            "perms": {"view": True},
-                        },
-                    )
+        if app_label not in (None, "integrations"):
+            return app_list
+        if not request.user.has_perm("integrations.view_integrationsettings"):
+            return app_list  # the page answers 403 to them: no link either
+        page_entry = {
+            "name": "Segment integration page",
+            "object_name": "SegmentIntegrationPage",
+            "admin_url": reverse("admin:segment_integration"),
+            "view_only": not request.user.has_perm("integrations.change_integrationsettings"),
+            "perms": {"view": True},
+        }
+        app = next((a for a in app_list if a["app_label"] == "integrations"), None)
+        if app is None:  # no permission on any model of the app, but the page is theirs
+            app = {
+                "name": "Segment integration",
+                "app_label": "integrations",
+                "app_url": reverse("admin:app_list", kwargs={"app_label": "integrations"}),
+                "has_module_perms": True,
+                "models": [],
+            }
+            app_list.append(app)
+            app_list.sort(key=lambda entry: entry["name"].lower())
+        app["models"].insert(0, page_entry)
         return app_list
 
 

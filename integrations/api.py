@@ -1,17 +1,31 @@
-"""Staff-only REST API: the integration's settings, token rotation, metric definitions."""
+"""REST API of the integration: its settings, token rotation, metric definitions.
+
+Reading the settings needs ``view_integrationsettings`` (the tenant token then comes masked);
+changing them, and seeing the token, ``change_integrationsettings``; rotating it,
+``rotate_tenant_token``. Every change is recorded in the audit log (integrations.audit).
+"""
 
 from __future__ import annotations
 
+from django.db import transaction
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status, viewsets
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from planhat_segment.api import ApiPagination, model_errors_as_400
 
-from .models import MetricDefinition
+from .audit import (
+    ADDITION,
+    CHANGE,
+    DELETION,
+    integration_change_record,
+    integration_snapshot,
+    metric_definition_record,
+    token_rotation_record,
+)
+from .models import IntegrationSettings, MetricDefinition
 from .serializers import (
     IntegrationSettingsSerializer,
     MetricDefinitionSerializer,
@@ -26,18 +40,30 @@ from .services import (
     tenant_token_rotate,
 )
 
+VIA = "API"
+MANAGE = "integrations.change_integrationsettings"
+
+
+def _shown(request: Request, integration: IntegrationSettings) -> dict:
+    """The settings as this user may see them: secrets only for those who may manage them."""
+    context = {"show_secrets": request.user.has_perm(MANAGE)}
+    return IntegrationSettingsSerializer(integration, context=context).data
+
 
 class IntegrationSettingsApi(APIView):
     """The one integration settings row."""
 
-    permission_classes = (IsAdminUser,)
+    required_permissions = {
+        "GET": ("integrations.view_integrationsettings",),
+        "PATCH": (MANAGE,),
+    }
     serializer_class = IntegrationSettingsSerializer
 
     @extend_schema(
         summary="Get the integration's settings", responses=IntegrationSettingsSerializer
     )
     def get(self, request: Request) -> Response:
-        return Response(IntegrationSettingsSerializer(integration_ensure()).data)
+        return Response(_shown(request, integration_ensure()))
 
     @extend_schema(
         summary="Change the integration's settings",
@@ -48,13 +74,17 @@ class IntegrationSettingsApi(APIView):
         integration = integration_ensure()
         serializer = IntegrationSettingsSerializer(integration, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        with model_errors_as_400():
+        before = integration_snapshot(integration)
+        with model_errors_as_400(), transaction.atomic():
             integration = integration_update(integration=integration, **serializer.validated_data)
-        return Response(IntegrationSettingsSerializer(integration).data)
+            integration_change_record(
+                user=request.user, before=before, integration=integration, via=VIA
+            )
+        return Response(_shown(request, integration))
 
 
 class TenantTokenRotateApi(APIView):
-    permission_classes = (IsAdminUser,)
+    required_permissions = {"POST": ("integrations.rotate_tenant_token",)}
 
     @extend_schema(
         summary="Rotate the tenant token",
@@ -63,7 +93,9 @@ class TenantTokenRotateApi(APIView):
         responses=TokenRotationSerializer,
     )
     def post(self, request: Request) -> Response:
-        row = tenant_token_rotate()
+        with transaction.atomic():
+            row = tenant_token_rotate()
+            token_rotation_record(user=request.user, integration=row, via=VIA)
         return Response(
             TokenRotationSerializer(
                 {
@@ -83,7 +115,7 @@ class TenantTokenRotateApi(APIView):
     destroy=extend_schema(summary="Delete a metric definition and its values"),
 )
 class MetricDefinitionViewSet(viewsets.ModelViewSet):
-    permission_classes = (IsAdminUser,)
+    permission_model = MetricDefinition
     serializer_class = MetricDefinitionSerializer
     pagination_class = ApiPagination
     queryset = MetricDefinition.objects.order_by("key")
@@ -93,8 +125,9 @@ class MetricDefinitionViewSet(viewsets.ModelViewSet):
     def create(self, request: Request, *args, **kwargs) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        with model_errors_as_400():
+        with model_errors_as_400(), transaction.atomic():
             metric = metric_definition_create(**serializer.validated_data)
+            metric_definition_record(user=request.user, metric=metric, flag=ADDITION, via=VIA)
         return Response(self.get_serializer(metric).data, status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args, **kwargs) -> Response:
@@ -103,10 +136,17 @@ class MetricDefinitionViewSet(viewsets.ModelViewSet):
             metric, data=request.data, partial=kwargs.get("partial", False)
         )
         serializer.is_valid(raise_exception=True)
-        with model_errors_as_400():
+        before = {field: getattr(metric, field) for field in ("key", "label", "description")}
+        with model_errors_as_400(), transaction.atomic():
             metric = metric_definition_update(metric=metric, **serializer.validated_data)
+            metric_definition_record(
+                user=request.user, metric=metric, flag=CHANGE, via=VIA, before=before
+            )
         return Response(self.get_serializer(metric).data)
 
     def destroy(self, request: Request, *args, **kwargs) -> Response:
-        metric_definition_delete(metric_id=self.get_object().pk)
+        metric = self.get_object()
+        with transaction.atomic():
+            metric_definition_delete(metric_id=metric.pk)
+            metric_definition_record(user=request.user, metric=metric, flag=DELETION, via=VIA)
         return Response(status=status.HTTP_204_NO_CONTENT)

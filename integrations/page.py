@@ -9,11 +9,23 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from planhat_segment.audit import audit_record
+from planhat_segment.permissions import admin_view_permissions
+
+from .audit import (
+    ADDITION,
+    DELETION,
+    integration_change_record,
+    integration_snapshot,
+    metric_definition_record,
+    token_rotation_record,
+)
 from .forms import CompanyMetricsForm, MetricDefinitionForm, UserTrackingForm, WarehouseForm
 from .models import IntegrationSettings, MetricDefinition
 from .selectors import connection_instructions, masked, previous_token_valid_until
@@ -25,6 +37,22 @@ from .services import (
     rotation_grace,
     tenant_token_rotate,
 )
+
+VIA = "integration page"
+# Seeing the page (status, counts, last sync; the secrets masked) needs the view permission;
+# each POST action needs its own (checked in integration_page, declared here for the tests).
+PAGE_PERMISSIONS = ("integrations.view_integrationsettings",)
+MANAGE = "integrations.change_integrationsettings"  # settings, and so the secrets
+ACTION_PERMISSIONS = {
+    "save_tracking": (MANAGE,),
+    "save_metrics": (MANAGE,),
+    "save_warehouse": (MANAGE,),
+    "rotate_token": ("integrations.rotate_tenant_token",),
+    "add_metric": ("integrations.add_metricdefinition",),
+    "delete_metric": ("integrations.delete_metricdefinition",),
+    "push": ("warehouse_sync.push_to_segment",),
+    "send_test_event": (MANAGE,),
+}
 
 SECTION_FORMS = {
     "save_tracking": UserTrackingForm,
@@ -46,6 +74,8 @@ def integration_page(request: HttpRequest) -> HttpResponse:
         if handler is None:
             messages.error(request, f"Unknown action {action!r}.")
             return HttpResponseRedirect(page_url())
+        if not request.user.has_perms(ACTION_PERMISSIONS[action]):
+            raise PermissionDenied
         result = handler(request, integration)
         if isinstance(result, HttpResponse):
             return result
@@ -66,8 +96,13 @@ def _save_section(request: HttpRequest, integration: IntegrationSettings):
     if not form.is_valid():
         messages.error(request, "Nothing was saved: please correct the errors below.")
         return {request.POST["action"]: form}
+    before = integration_snapshot(integration)
     try:
-        integration_update(integration=integration, **form.changes())
+        with transaction.atomic():
+            integration_update(integration=integration, **form.changes())
+            integration_change_record(
+                user=request.user, before=before, integration=integration, via=VIA
+            )
     except ValidationError as exc:
         for field, errors in exc.message_dict.items():
             form.add_error(field if field in form.fields else None, errors)
@@ -77,7 +112,9 @@ def _save_section(request: HttpRequest, integration: IntegrationSettings):
 
 
 def _rotate_token(request: HttpRequest, integration: IntegrationSettings):
-    row = tenant_token_rotate()
+    with transaction.atomic():
+        row = tenant_token_rotate()
+        token_rotation_record(user=request.user, integration=row, via=VIA)
     messages.success(
         request,
         "New tenant token issued. Update Segment now: the previous token keeps working until "
@@ -91,7 +128,9 @@ def _add_metric(request: HttpRequest, integration: IntegrationSettings):
     if not form.is_valid():
         return {"add_metric": form}
     try:
-        metric = metric_definition_create(**form.cleaned_data)
+        with transaction.atomic():
+            metric = metric_definition_create(**form.cleaned_data)
+            metric_definition_record(user=request.user, metric=metric, flag=ADDITION, via=VIA)
     except ValidationError as exc:
         for field, errors in exc.message_dict.items():
             form.add_error(field if field in form.fields else None, errors)
@@ -106,7 +145,11 @@ def _delete_metric(request: HttpRequest, integration: IntegrationSettings):
     except ValueError:
         messages.error(request, "No metric was chosen to remove.")
         return HttpResponseRedirect(page_url() + "#metrics")
-    metric_definition_delete(metric_id=metric_id)
+    metric = MetricDefinition.objects.filter(pk=metric_id).first()
+    with transaction.atomic():
+        metric_definition_delete(metric_id=metric_id)
+        if metric is not None:
+            metric_definition_record(user=request.user, metric=metric, flag=DELETION, via=VIA)
     messages.success(request, "Metric removed.")
     return HttpResponseRedirect(page_url() + "#metrics")
 
@@ -115,12 +158,15 @@ def _push(request: HttpRequest, integration: IntegrationSettings):
     from warehouse_sync.services import SyncRefused, sync_run_start
 
     full = request.POST.get("full") == "1"
+    kind = "full" if full else "incremental"
     try:
         run = sync_run_start(trigger="manual", full=full)
     except SyncRefused as exc:
         messages.error(request, f"Push not started: {exc}")
     else:
-        kind = "full" if full else "incremental"
+        audit_record(
+            user=request.user, obj=run, flag=ADDITION, message=f"Started a {kind} push ({VIA})."
+        )
         messages.success(request, f"Push data to Segment started ({kind} run #{run.pk}).")
     return HttpResponseRedirect(page_url() + "#warehouse")
 
@@ -157,24 +203,49 @@ def _context(request: HttpRequest, integration: IntegrationSettings, bound: dict
     stats = metric_value_stats()
     for metric in metrics:
         metric.stats = stats.get(metric.pk, {"count": 0, "last_value": None, "last_at": None})
+    # The tenant token and the write key are shown only to those who may manage the
+    # integration; the others see the settings read-only and the token masked.
+    can_manage = request.user.has_perm(MANAGE)
+    forms = {
+        "tracking_form": bound.get("save_tracking") or UserTrackingForm(instance=integration),
+        "metrics_form": bound.get("save_metrics") or CompanyMetricsForm(instance=integration),
+        "warehouse_form": bound.get("save_warehouse") or WarehouseForm(instance=integration),
+    }
+    if not can_manage:
+        for form in forms.values():
+            _read_only(form)
     return {
         **admin.site.each_context(request),
         "title": "Segment integration",
         "integration": integration,
-        "instructions": connection_instructions(integration=integration),
+        "can_manage": can_manage,
+        "may": {
+            action: request.user.has_perms(perms) for action, perms in ACTION_PERMISSIONS.items()
+        },
+        "tenant_token_shown": integration.tenant_token
+        if can_manage
+        else masked(integration.tenant_token),
+        "destination_url": f"{settings.PUBLIC_BASE_URL}/dock/segment",
+        "instructions": connection_instructions(integration=integration) if can_manage else None,
         "previous_token_valid_until": previous_token_valid_until(integration=integration),
         "grace_hours": int(rotation_grace().total_seconds() // 3600),
-        "shared_secret_masked": masked(integration.shared_secret),
-        "write_key_masked": masked(integration.write_key),
+        "shared_secret_masked": masked(integration.shared_secret) if can_manage else "",
+        "write_key_masked": masked(integration.write_key) if can_manage else "",
         "public_base_url": settings.PUBLIC_BASE_URL,
-        "tracking_form": bound.get("save_tracking") or UserTrackingForm(instance=integration),
-        "metrics_form": bound.get("save_metrics") or CompanyMetricsForm(instance=integration),
-        "warehouse_form": bound.get("save_warehouse") or WarehouseForm(instance=integration),
+        **forms,
         "metric_form": bound.get("add_metric") or MetricDefinitionForm(),
         "metrics": metrics,
         "counts": inbox_counts_last_24h(),
         "last_sync": last_sync_summary(),
     }
+
+
+def _read_only(form) -> None:
+    """A settings form for someone who may not change it: disabled, without the secrets."""
+    for name in ("shared_secret", "clear_shared_secret", "write_key"):
+        form.fields.pop(name, None)
+    for field in form.fields.values():
+        field.disabled = True
 
 
 def extra_urls(site) -> list:
@@ -183,15 +254,21 @@ def extra_urls(site) -> list:
 
     from usage.trends_views import company_trends_view, enduser_trends_view
 
+    company_needs = (
+        "planhat_segment.view_company",
+        "usage.view_activity",
+        "usage.view_metricvalue",
+    )
+    enduser_needs = ("planhat_segment.view_enduser", "usage.view_activity")
     return [
         path(
             "planhat_segment/company/<int:company_id>/trends/",
-            site.admin_view(company_trends_view),
+            site.admin_view(admin_view_permissions(company_trends_view, GET=company_needs)),
             name="company_trends",
         ),
         path(
             "planhat_segment/enduser/<int:enduser_id>/trends/",
-            site.admin_view(enduser_trends_view),
+            site.admin_view(admin_view_permissions(enduser_trends_view, GET=enduser_needs)),
             name="enduser_trends",
         ),
     ]

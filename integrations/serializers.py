@@ -2,6 +2,8 @@
 
 Secrets (the write key, the shared secret) are write-only: reads say whether they are set,
 and show the write key's last four characters so an admin can tell which key is in use.
+Only with ``context["show_secrets"]`` (those who may manage the integration) do reads hold
+the tenant token and the write key's last characters; others get the token masked.
 """
 
 from __future__ import annotations
@@ -65,6 +67,13 @@ class IntegrationSettingsSerializer(serializers.ModelSerializer):
             "updated_at",
         )
         read_only_fields = ("tenant_token", "updated_at")
+
+    def to_representation(self, instance: IntegrationSettings) -> dict:
+        data = super().to_representation(instance)
+        if not self.context.get("show_secrets", False):
+            data["tenant_token"] = masked(instance.tenant_token)
+            data["write_key_masked"] = ""
+        return data
 
     def get_write_key_set(self, obj: IntegrationSettings) -> bool:
         return bool(obj.write_key)

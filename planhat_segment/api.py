@@ -102,9 +102,16 @@ class WorkspaceObjectViewSet(viewsets.ModelViewSet):
     """List, retrieve, create, update, delete and bulk-upsert one kind of workspace object."""
 
     model: type[WorkspaceObject]
+    # Reads need view_<model>, writes add / change / delete (planhat_segment.permissions);
+    # a bulk upsert creates and updates, so it needs both.
+    required_permissions = {"bulk_upsert": ("add", "change")}
     pagination_class = ApiPagination
     filter_backends = (DjangoFilterBackend, SearchFilter, OrderingFilter)
     ordering_fields = ("id", "external_id", "name", "created_at", "updated_at")
+
+    @property
+    def permission_model(self) -> type[WorkspaceObject]:
+        return self.model
 
     def get_queryset(self):
         return workspace_objects_list(model=self.model)

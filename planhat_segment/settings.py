@@ -167,7 +167,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Every view declares the permissions it needs; one that declares none is refused.
+    "DEFAULT_PERMISSION_CLASSES": ["planhat_segment.permissions.DeclaredPermissions"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
@@ -181,6 +182,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Workspace objects, integration settings, usage and sync runs.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema describes routes and holds no data: any signed-in user or API key reads it.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # --- Celery -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -87,3 +88,60 @@ def api_client(staff_user):
 def admin_client_logged_in(client, staff_user):
     client.force_login(staff_user)
     return client
+
+
+# --- Roles: staff users who are not superusers, in one of the groups of planhat_segment.roles
+
+
+@pytest.fixture
+def user_in_role(db, django_user_model):
+    """Make a staff, non-superuser user in a role: ``user_in_role("Viewer")``; ``None`` gives
+    a staff user in no group. Each call makes a new user."""
+    from django.contrib.auth.models import Group
+
+    made = itertools.count()
+
+    def make(role: str | None, **fields):
+        name = (role or "norole").lower().replace(" ", "-")
+        user = django_user_model.objects.create_user(
+            username=f"{name}-{next(made)}",
+            password=None,  # no hashing (slow on purpose); clients sign in with force_login
+            is_staff=fields.pop("is_staff", True),
+            **fields,
+        )
+        if role is not None:
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def client_in_role(user_in_role):
+    """A Django test client signed in as a new user in a role: ``client_in_role("CS manager")``.
+    The user is on ``client.user``."""
+    from django.test import Client
+
+    def make(role: str | None):
+        client = Client()
+        client.user = user_in_role(role)
+        client.force_login(client.user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api_client_in_role(user_in_role):
+    """A DRF client with the API key of a new user in a role (``client.user`` is the user)."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    def make(role: str | None):
+        client = APIClient()
+        client.user = user_in_role(role)
+        token = Token.objects.create(user=client.user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make

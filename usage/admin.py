@@ -15,7 +15,9 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
 
+from planhat_segment.audit import audit_record
 from planhat_segment.models import Company
+from planhat_segment.permissions import admin_view_permissions, has_permission_method
 
 from . import selectors, services
 from .models import Activity, InboxEvent, MetricValue
@@ -27,8 +29,14 @@ class AssignForm(forms.Form):
     company_id = forms.IntegerField()
 
 
+AUDIT_IDS_SHOWN = 20
+
+
 @admin.register(InboxEvent)
 class InboxEventAdmin(admin.ModelAdmin):
+    """The event log. Statuses and reasons are for everyone who may view events; the raw
+    payload (personal data) only for those with ``usage.view_payload``."""
+
     list_display = [
         "received_at",
         "type",
@@ -77,6 +85,14 @@ class InboxEventAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    has_reprocess_permission = has_permission_method("usage.reprocess_events")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if request.user.has_perm("usage.view_payload"):
+            return fields
+        return [name for name in fields if name != "pretty_payload"]
+
     @admin.display(description="detail")
     def short_detail(self, obj):
         return obj.detail[:80] + ("…" if len(obj.detail) > 80 else "")
@@ -85,9 +101,18 @@ class InboxEventAdmin(admin.ModelAdmin):
     def pretty_payload(self, obj):
         return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, sort_keys=True))
 
-    @admin.action(description="Reprocess selected")
+    @admin.action(description="Reprocess selected", permissions=["reprocess"])
     def reprocess_selected(self, request, queryset):
-        count = services.inbox_events_reprocess(ids=queryset.values_list("pk", flat=True))
+        ids = sorted(queryset.values_list("pk", flat=True))
+        count = services.inbox_events_reprocess(ids=ids)
+        shown = ", ".join(str(pk) for pk in ids[:AUDIT_IDS_SHOWN])
+        more = f" and {len(ids) - AUDIT_IDS_SHOWN} more" if len(ids) > AUDIT_IDS_SHOWN else ""
+        audit_record(
+            user=request.user,
+            model=InboxEvent,
+            object_repr=f"{count} event(s)",
+            message=f"Reprocessed {count} event(s) (admin action): ids {shown}{more}.",
+        )
         self.message_user(request, f"{count} event(s) queued for processing again.")
 
     def changelist_view(self, request, extra_context=None):
@@ -102,7 +127,13 @@ class InboxEventAdmin(admin.ModelAdmin):
         extra = [
             path(
                 "unassigned/",
-                self.admin_site.admin_view(self.unassigned_view),
+                self.admin_site.admin_view(
+                    admin_view_permissions(
+                        self.unassigned_view,
+                        GET=("usage.view_inboxevent",),
+                        POST=("usage.view_inboxevent", "usage.assign_users"),
+                    )
+                ),
                 name="usage_inboxevent_unassigned",
             )
         ]
@@ -120,6 +151,11 @@ class InboxEventAdmin(admin.ModelAdmin):
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
+                audit_record(
+                    user=request.user,
+                    obj=enduser,
+                    message=f"Assigned to company '{enduser.company}' from the unassigned users.",
+                )
                 messages.success(
                     request, f"{enduser} assigned to {enduser.company}; their events are queued."
                 )
@@ -130,6 +166,7 @@ class InboxEventAdmin(admin.ModelAdmin):
             "rows": selectors.unassigned_users_list(),
             "companies": Company.objects.only("pk", "name", "external_id").order_by("name")[:1000],
             "form": form,
+            "can_assign": request.user.has_perm("usage.assign_users"),
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/usage/inboxevent/unassigned.html", context)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
+
+from planhat_segment.audit import ADDITION, audit_record
+from planhat_segment.permissions import admin_view_permissions, has_permission_method
 
 from .models import FailedObject, SyncBatch, SyncModelResult, SyncRun, SyncTrigger
 from .services import SyncRefused, sync_run_start
@@ -33,12 +36,18 @@ class SyncModelResultInline(_ReadOnly, admin.TabularInline):
         return "\n".join(obj.error_messages or []) or "—"
 
 
-def _push(request: HttpRequest) -> None:
+PUSH_PERMISSION = "warehouse_sync.push_to_segment"
+
+
+def _push(request: HttpRequest, via: str) -> None:
     try:
         run = sync_run_start(trigger=SyncTrigger.MANUAL)
     except SyncRefused as exc:
         messages.error(request, exc.message)
         return
+    audit_record(
+        user=request.user, obj=run, flag=ADDITION, message=f"Started an incremental push ({via})."
+    )
     messages.success(request, f"Push to Segment started (run {run.pk}); refresh to follow it.")
 
 
@@ -79,28 +88,27 @@ class SyncRunAdmin(_ReadOnly, admin.ModelAdmin):
             return "running…" if obj.status == "running" else "—"
         return f"{obj.duration.total_seconds():.1f}s"
 
-    @admin.action(description="Push data to Segment")
+    has_push_permission = has_permission_method(PUSH_PERMISSION)
+
+    @admin.action(description="Push data to Segment", permissions=["push"])
     def push_data_to_segment(self, request, queryset) -> None:
         # The selection does not matter: a push covers the synced models.
-        _push(request)
+        _push(request, via="admin action")
 
     def get_urls(self):
         return [
             path(
                 "push/",
-                self.admin_site.admin_view(self.push_view),
+                self.admin_site.admin_view(
+                    admin_view_permissions(self.push_view, POST=(PUSH_PERMISSION,))
+                ),
                 name="warehouse_sync_syncrun_push",
             ),
             *super().get_urls(),
         ]
 
     def push_view(self, request: HttpRequest):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        if not self.has_view_permission(request):
-            messages.error(request, "You may not start a push to Segment.")
-        else:
-            _push(request)
+        _push(request, via="run history button")
         return HttpResponseRedirect(reverse("admin:warehouse_sync_syncrun_changelist"))
 
 

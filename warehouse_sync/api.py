@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from rest_framework import generics
 
+from .models import SyncRun
 from .selectors import sync_runs_list
 from .serializers import SyncRunSerializer
 
 
 class SyncRunListApi(generics.ListAPIView):
+    permission_model = SyncRun
     serializer_class = SyncRunSerializer
     filterset_fields = ["status", "trigger", "full"]
     ordering_fields = ["started_at"]
@@ -18,6 +20,7 @@ class SyncRunListApi(generics.ListAPIView):
 
 
 class SyncRunDetailApi(generics.RetrieveAPIView):
+    permission_model = SyncRun
     serializer_class = SyncRunSerializer
 
     def get_queryset(self):

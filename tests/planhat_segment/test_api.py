@@ -2,6 +2,7 @@ import datetime as dt
 import json
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -67,12 +68,15 @@ def test_api_rejects_wrong_token():
 
 
 def test_drf_create_token_command_makes_a_working_token(django_user_model, capsys):
-    django_user_model.objects.create_user(username="etl", password="x" * 20)
+    user = django_user_model.objects.create_user(username="etl", password="x" * 20)
     call_command("drf_create_token", "etl")
     key = Token.objects.get(user__username="etl").key
     assert key in capsys.readouterr().out
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    # A key alone grants nothing: its user needs a role (tests/roles covers each route).
+    assert client.get("/api/companies/").status_code == 403
+    user.groups.add(Group.objects.get(name="Viewer"))
     assert client.get("/api/companies/").status_code == 200
 
 
