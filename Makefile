@@ -52,7 +52,7 @@ migrate: install
 # DEMO=1 loads a small demo workspace.
 run: migrate
 	$(PY) manage.py bootstrap $(if $(DEMO),--demo,) --host $(HOST) --port $(PORT)
-	WEB_HOST=$(HOST) WEB_PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
+	VENV=$(VENV) WEB_HOST=$(HOST) WEB_PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile
 
 test: install-test
 	@bash scripts/ensure_chromium.sh || echo "chromium unavailable: browser tests will be skipped"
