@@ -21,12 +21,14 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)  # the suite's virtualenv (make test's .venv); the Procfile runs from it
 
-# Variables of the suite that must not leak into a process under test.
+# Variables of the suite that must not leak into a process under test (prefixes; DJANGO_
+# also covers DJANGO_ALLOW_ASYNC_UNSAFE, which the browser tests set and check --deploy
+# rightly refuses).
 _SUITE_ONLY = (
     "DATABASE_URL",
     "TEST_DATABASE_NAME",
     "CELERY_BROKER_URL",
-    "DJANGO_DEBUG",
+    "DJANGO_",
     "SECRET_KEY",
     "PUBLIC_BASE_URL",
     "ALLOWED_HOSTS",
@@ -39,7 +41,7 @@ _SUITE_ONLY = (
 
 def process_env(**values: str | None) -> dict[str, str]:
     """The suite's environment without its database / broker / mode, plus ``values``."""
-    env = {k: v for k, v in os.environ.items() if k not in _SUITE_ONLY}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_SUITE_ONLY)}
     env["VENV"] = str(VENV)
     env["DJANGO_SETTINGS_MODULE"] = "planhat_segment.settings"
     env.update({k: v for k, v in values.items() if v is not None})
