@@ -8,6 +8,7 @@ database or broker; each test says which database and broker its processes use.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -17,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.prefix)  # the suite's virtualenv (make test's .venv); the Procfile runs from it
@@ -72,18 +75,35 @@ def start(cmd: list[str], *, env: dict[str, str], log: Path) -> subprocess.Popen
         )
 
 
+def _session_members(sid: int) -> list[int]:
+    """Processes still in session ``sid`` (Linux /proc; field 6 of stat is the session)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
 def stop(proc: subprocess.Popen, *, timeout: float = 30) -> None:
-    """SIGTERM to the process's own session group (honcho / gunicorn stop their children)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
+    """SIGTERM to the process's own session group, then wait until every process of the
+    session is gone: make exits at once, honcho only once its processes have stopped (they
+    hold database connections the test database's teardown must not meet)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None and not _session_members(proc.pid):
+            return
+        time.sleep(0.1)
+    for pid in _session_members(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait(timeout=10)
 
 
 def wait_for(predicate, *, proc: subprocess.Popen, log: Path, seconds: float, what: str):
@@ -132,6 +152,18 @@ def manage(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.
     )
     assert done.returncode == 0, f"manage.py {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
     return done
+
+
+def transactional_test_database(request) -> None:
+    """Set up the suite's test database for processes outside this one, flushed after.
+
+    Requested from inside a fixture, ``transactional_db`` alone is not enough: pytest-django
+    decides "transactional" from the test's static fixture names or its django_db marker, and
+    would otherwise wrap the test in a transaction (the subprocesses' rows would survive, and
+    the open transaction keeps the test database from being dropped).
+    """
+    request.applymarker(pytest.mark.django_db(transaction=True))
+    request.getfixturevalue("transactional_db")
 
 
 def postgres_test_database_url() -> str:

@@ -34,6 +34,7 @@ from .support import (
     start,
     stop,
     suite_redis_url,
+    transactional_test_database,
     wait_for,
 )
 
@@ -80,7 +81,7 @@ def database(request, tmp_path) -> Database:
     var_dir = tmp_path / "var"
     if request.param == "postgres":
         # The suite's test database, created and migrated by pytest-django, flushed after.
-        request.getfixturevalue("transactional_db")
+        transactional_test_database(request)
         return Database("postgres", postgres_test_database_url(), var_dir)
     return Database("sqlite", None, var_dir)
 

@@ -37,6 +37,7 @@ from .support import (
     start,
     stop,
     suite_redis_url,
+    transactional_test_database,
     wait_for,
 )
 
@@ -78,7 +79,7 @@ def _production_env(tmp_path: Path, database_url: str, broker_url: str | None) -
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def production_env(request, tmp_path) -> dict[str, str]:
     if request.param == "postgres":
-        request.getfixturevalue("transactional_db")  # created and migrated by pytest-django
+        transactional_test_database(request)  # created and migrated by pytest-django
         return _production_env(tmp_path, postgres_test_database_url(), suite_redis_url())
     env = _production_env(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", None)
     manage("migrate", "--noinput", env=env)
