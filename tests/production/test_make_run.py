@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sqlite3
 import subprocess
 import threading
@@ -19,6 +20,7 @@ import urllib.error
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,8 +44,10 @@ pytestmark = pytest.mark.timeout(280)
 
 BURST = 200  # parallel requests, each on its own connection
 EVENTS_PER_REQUEST = 5
-# The Procfile's defaults: gunicorn workers x threads, each thread keeping one connection.
-WEB_CONCURRENCY, WEB_THREADS = 2, 4
+# The Procfile's defaults (unless the environment says otherwise): gunicorn workers x
+# threads, each thread keeping one connection.
+WEB_CONCURRENCY = int(os.environ.get("WEB_CONCURRENCY") or 2)
+WEB_THREADS = int(os.environ.get("WEB_THREADS") or 4)
 # Besides the web: the ingest worker's and the other worker's pool processes and their parents
 # (Celery's Django fixup may open one there), and beat.
 OTHER_PROCESSES = 5
@@ -62,7 +66,8 @@ class Database:
 
             with psycopg.connect(self.url, autocommit=True) as conn:
                 return conn.execute(sql, params).fetchall()
-        with sqlite3.connect(f"file:{self.var_dir / 'db.sqlite3'}?mode=ro", uri=True) as conn:
+        uri = f"file:{self.var_dir / 'db.sqlite3'}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True)) as conn:
             return conn.execute(sql.replace("%s", "?"), params).fetchall()
 
     def connections(self) -> dict[str, int]:
