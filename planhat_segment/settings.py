@@ -9,6 +9,7 @@ Every variable is documented in README.md with its default.
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -105,6 +106,14 @@ TEMPLATES = [
     },
 ]
 
+
+def _program_name() -> str:
+    """``planhat-segment:<program>``, e.g. ``gunicorn``, ``celery``, ``manage.py``."""
+    path = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
+    program = path.parent.name if path.name == "__main__.py" else path.name
+    return f"planhat-segment:{program}"[:63]  # PostgreSQL's limit for application_name
+
+
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # web + worker + beat share the file: WAL, IMMEDIATE transactions and a busy timeout
@@ -115,8 +124,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 else:
+    # Each gunicorn thread / Celery process keeps one connection: bounded by the Procfile's
+    # workers x threads (runserver's thread per request would leak one per request).
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Names the connections in pg_stat_activity by program (gunicorn, celery, manage.py), so
+    # an operator sees who holds them.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "application_name", env("DATABASE_APPLICATION_NAME", default=_program_name())
+    )
 if env("TEST_DATABASE_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
