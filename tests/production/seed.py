@@ -17,16 +17,22 @@ import django
 
 
 def signed_in_user_create(*, username: str, password: str):
-    """The user the production test signs in as.
+    """The user the production test signs in as: staff in the "Integration admin" group.
 
-    A superuser for now. When roles land, make it a staff user in the "Integration admin"
-    group here: the test expects a 403 wherever the admin denies this user.
+    Not a superuser, so the pages prove what that role really reaches; the test expects a 403
+    wherever the admin denies it (users, groups and the beat schedule stay superusers').
     """
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
 
-    return get_user_model().objects.create_superuser(
-        username=username, email=f"{username}@example.com", password=password
+    from planhat_segment.roles import roles_ensure
+
+    roles_ensure()
+    user = get_user_model().objects.create_user(
+        username=username, email=f"{username}@example.com", password=password, is_staff=True
     )
+    user.groups.add(Group.objects.get(name="Integration admin"))
+    return user
 
 
 def workspace_seed() -> dict[str, int]:
