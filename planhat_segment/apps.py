@@ -6,4 +6,7 @@ class PlanhatSegmentConfig(AppConfig):
     verbose_name = "Workspace"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (tombstones on every deletion, cascades included)
+        from .services.tombstones import tombstone_receivers_connect
+
+        # Per syncable model, so every other model keeps Django's fast delete.
+        tombstone_receivers_connect()
