@@ -6,16 +6,8 @@ import logging
 
 from celery import shared_task
 
-from integrations.services import integration_ensure
-
 from .models import SyncTrigger
-from .services import (
-    SyncRefused,
-    sync_run_execute,
-    sync_run_refusal,
-    sync_run_start,
-    sync_runs_reap_lapsed,
-)
+from .services import SyncRefused, sync_run_execute, sync_run_start, sync_runs_reap_lapsed
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +26,8 @@ def run_sync(run_id: int) -> None:
 
 @shared_task(name="warehouse_sync.scheduled_sync", ignore_result=True)
 def scheduled_sync() -> None:
-    """Beat's trigger: start an incremental run, or skip with a log line when it cannot."""
-    sync_runs_reap_lapsed()
-    refusal = sync_run_refusal(integration=integration_ensure())
-    if refusal:
-        logger.info("warehouse_sync_scheduled_skipped: %s", refusal)
-        return
+    """Beat's trigger: start an incremental run, or skip with a log line when it cannot
+    (section off, no write key, a run already running: ``sync_run_start`` says which)."""
     try:
         sync_run_start(trigger=SyncTrigger.SCHEDULE)
     except SyncRefused as exc:
