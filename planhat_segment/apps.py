@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class PlanhatSegmentConfig(AppConfig):
@@ -10,3 +11,14 @@ class PlanhatSegmentConfig(AppConfig):
 
         # Per syncable model, so every other model keeps Django's fast delete.
         tombstone_receivers_connect()
+        # Once per migrate (this app's signal only), when every app's tables exist.
+        post_migrate.connect(
+            _schedules_ensure, sender=self, dispatch_uid="planhat_segment_schedules_ensure"
+        )
+
+
+def _schedules_ensure(sender, using: str = "default", apps=None, **kwargs) -> None:
+    """Create the missing periodic task entries (see ``planhat_segment.schedules``)."""
+    from .services.schedules import schedules_ensure
+
+    schedules_ensure(apps=apps, using=using)

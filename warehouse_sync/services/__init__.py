@@ -8,7 +8,6 @@ from .runs import (
     sync_run_start,
     sync_runs_reap_lapsed,
 )
-from .schedule import warehouse_sync_schedule_ensure
 
 __all__ = [
     "SegmentClient",
@@ -18,5 +17,4 @@ __all__ = [
     "sync_run_refusal",
     "sync_run_start",
     "sync_runs_reap_lapsed",
-    "warehouse_sync_schedule_ensure",
 ]
