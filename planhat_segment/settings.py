@@ -260,6 +260,14 @@ WAREHOUSE_PUSH_LEASE_SECONDS = env.int("WAREHOUSE_PUSH_LEASE_SECONDS", default=6
 # Hours (UTC) of the push's periodic task entry when it is first created (warehouse_sync/
 # schedules.py); the admin owns the entry afterwards.
 WAREHOUSE_PUSH_SCHEDULE_HOURS = env("WAREHOUSE_PUSH_SCHEDULE_HOURS", default="0,8,16")
+# Retention in days, purged daily by warehouse_sync.purge_history (warehouse_sync/services/
+# retention.py says what each keeps regardless: change-mark runs, unsent tombstones, …).
+WAREHOUSE_RUN_RETENTION_DAYS = env.int("WAREHOUSE_RUN_RETENTION_DAYS", default=90)
+WAREHOUSE_BATCH_RETENTION_DAYS = env.int("WAREHOUSE_BATCH_RETENTION_DAYS", default=14)
+WAREHOUSE_FAILED_OBJECT_RETENTION_DAYS = env.int(
+    "WAREHOUSE_FAILED_OBJECT_RETENTION_DAYS", default=30
+)
+WAREHOUSE_TOMBSTONE_RETENTION_DAYS = env.int("WAREHOUSE_TOMBSTONE_RETENTION_DAYS", default=30)
 
 # --- usage ingest ---
 # The Segment endpoints (/dock/segment, /v1/*). Documented in README.md ("Receiving Segment events").

@@ -8,6 +8,7 @@ from planhat_segment.schedules import PeriodicDefault
 
 PUSH_NAME = "Push data to Segment (warehouse sync)"
 REAP_NAME = "Mark dead pushes to Segment as failed (warehouse sync)"
+PURGE_NAME = "Purge old sync history and sent tombstones (warehouse sync)"
 
 
 def periodic_defaults() -> list[PeriodicDefault]:
@@ -28,5 +29,15 @@ def periodic_defaults() -> list[PeriodicDefault]:
             queue="warehouse",
             every_seconds=300,
             description="Marks a push whose worker died (its lease lapsed) as failed.",
+        ),
+        PeriodicDefault(
+            name=PURGE_NAME,
+            task="warehouse_sync.purge_history",
+            queue="warehouse",
+            crontab="30 3 * * *",
+            description=(
+                "Deletes sync runs, sync batches and failed objects past their retention, "
+                "and tombstones that a completed push has sent (WAREHOUSE_*_RETENTION_DAYS)."
+            ),
         ),
     ]

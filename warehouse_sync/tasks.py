@@ -7,7 +7,13 @@ import logging
 from celery import shared_task
 
 from .models import SyncTrigger
-from .services import SyncRefused, sync_run_execute, sync_run_start, sync_runs_reap_lapsed
+from .services import (
+    SyncRefused,
+    sync_history_purge,
+    sync_run_execute,
+    sync_run_start,
+    sync_runs_reap_lapsed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,3 +44,11 @@ def scheduled_sync() -> None:
 def reap_lapsed_runs() -> None:
     """Beat's check: mark runs whose worker died (lease lapsed) as failed."""
     sync_runs_reap_lapsed()
+
+
+@shared_task(name="warehouse_sync.purge_history", ignore_result=True)
+def purge_history() -> dict:
+    """Beat, daily: delete sync history past its retention and tombstones already sent."""
+    summary = sync_history_purge()
+    logger.info("warehouse_sync_history_purged", extra=vars(summary))
+    return vars(summary)

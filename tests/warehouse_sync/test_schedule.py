@@ -9,7 +9,7 @@ from django_celery_beat.models import PeriodicTask
 
 from planhat_segment.services.schedules import schedules_ensure
 from warehouse_sync import schedules
-from warehouse_sync.schedules import PUSH_NAME, REAP_NAME
+from warehouse_sync.schedules import PURGE_NAME, PUSH_NAME, REAP_NAME
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +31,9 @@ def test_push_runs_three_times_a_day_utc_on_the_warehouse_queue():
     assert reap.task == "warehouse_sync.reap_lapsed_runs"
     assert reap.queue == "warehouse"
     assert (reap.interval.every, reap.interval.period) == (5, "minutes")
+    purge = PeriodicTask.objects.get(name=PURGE_NAME)
+    assert (purge.task, purge.queue) == ("warehouse_sync.purge_history", "warehouse")
+    assert (purge.crontab.minute, purge.crontab.hour, purge.crontab.day_of_week) == ("30", "3", "*")
 
 
 def test_push_schedule_hours_setting_gives_the_hours_of_a_new_entry(settings):

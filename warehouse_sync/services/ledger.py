@@ -146,7 +146,8 @@ class RunLedger:
             ],
             update_conflicts=True,
             unique_fields=["model", "kind", "object_pk"],
-            update_fields=["run", "error", "failed_at"],
+            # failed_at stays the first failure's: retries stop after its retention.
+            update_fields=["run", "error"],
             batch_size=1000,
         )
 
