@@ -373,3 +373,19 @@ def test_scheduled_sync_checks_the_refusal_once(integration, monkeypatch):
     tasks.scheduled_sync()
     assert len(calls) == 1
     assert SyncRun.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_deleting_test_data_pushes_nothing(warehouse, sink):
+    test_company = CompanyFactory(is_test=True)
+    EndUserFactory(company=test_company)
+    LicenseFactory(company=test_company)
+    real = CompanyFactory()
+    test_user = EndUserFactory(company=real, is_test=True)
+    push()
+    sink.reset()
+    test_user.delete()
+    test_company.delete()
+    run = push()
+    assert run.status == SyncStatus.SUCCEEDED
+    assert sink.messages == []  # no "Deleted" event, and no company resent for it
