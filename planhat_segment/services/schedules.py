@@ -36,30 +36,36 @@ def schedules_ensure(*, apps=None, using: str = "default") -> list[str]:
         .filter(name__in=[d.name for d in defaults])
         .values_list("name", flat=True)
     )
-    created = []
-    # A loop over the few registered defaults, and only the missing ones cost queries.
-    for default in defaults:
-        if default.name in existing:
-            continue
-        try:
-            with transaction.atomic(using=using):
-                task_model.objects.using(using).create(
-                    name=default.name,
-                    task=default.task,
-                    queue=default.queue,
-                    kwargs=json.dumps({}),
-                    description=default.description,
-                    **_schedule(default, registry=registry, using=using),
-                )
-        except IntegrityError:  # another process created it meanwhile: theirs stands
-            continue
-        created.append(default.name)
+    # A loop over the few registered defaults; only the missing ones cost queries.
+    created = [
+        d.name
+        for d in defaults
+        if d.name not in existing and _entry_create(d, registry=registry, using=using)
+    ]
     if created:
         # What PeriodicTasks.update_changed() does: a running beat reloads its schedule.
         registry.get_model("django_celery_beat", "PeriodicTasks").objects.using(
             using
         ).update_or_create(ident=1, defaults={"last_update": timezone.now()})
     return created
+
+
+def _entry_create(default: PeriodicDefault, *, registry, using: str) -> bool:
+    """Create one entry; False when another process created it meanwhile (theirs stands)."""
+    task_model = registry.get_model("django_celery_beat", "PeriodicTask")
+    try:
+        with transaction.atomic(using=using):
+            task_model.objects.using(using).create(
+                name=default.name,
+                task=default.task,
+                queue=default.queue,
+                kwargs=json.dumps({}),
+                description=default.description,
+                **_schedule(default, registry=registry, using=using),
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 def _schedule(default: PeriodicDefault, *, registry, using: str) -> dict:

@@ -4,6 +4,10 @@ The trigger (beat, the admin button, the command) creates the run row and takes 
 its own request, so a second trigger is refused at once; the worker then takes the run over,
 renews the lease while it works, and a run whose worker died lapses and is marked failed by
 the next trigger or by the beat check.
+
+Executing composes three units, one role each: ``changes`` + ``mapping`` read and map,
+``packing.BatchPacker`` packs under Segment's limits, ``inflight.InFlight`` posts from a small
+thread pool, and ``ledger.RunLedger`` accounts for every object and keeps the lease.
 """
 
 from __future__ import annotations
