@@ -7,8 +7,14 @@ class PlanhatSegmentConfig(AppConfig):
     verbose_name = "Workspace"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (tombstones on every deletion, cascades included)
         from .roles import roles_on_post_migrate
+        from .services.tombstones import tombstone_receivers_connect
 
+        # Per syncable model, so every other model keeps Django's fast delete.
+        tombstone_receivers_connect()
         # The Viewer / CS manager / Integration admin groups, after every migrate and flush.
         post_migrate.connect(roles_on_post_migrate, dispatch_uid="planhat_segment.roles_ensure")
+        # Once per migrate (this app's signal only), when every app's tables exist.
+        post_migrate.connect(
+            _schedules_ensure, sender=self, dispatch_uid="planhat_segment_schedules_ensure"
+        )

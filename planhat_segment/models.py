@@ -4,7 +4,10 @@ Conventions every model keeps (DESIGN.md §4.2, §7):
 - a missing external id is stored as NULL under a plain unique constraint, so bulk upserts
   can use it as their ON CONFLICT target;
 - ``updated_at`` is ``auto_now`` for ordinary saves; bulk writes set it themselves;
-- a deletion leaves a :class:`Tombstone` for the warehouse push (see ``signals.py``).
+- a deletion leaves a :class:`Tombstone` for the warehouse push (see
+  ``services/tombstones.py``): deletes go through :class:`WorkspaceQuerySet` or
+  ``WorkspaceObject.delete``, which write the tombstones of the whole delete, cascades
+  included, in bulk inside its transaction.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -23,6 +26,22 @@ def blank_to_none(value: str | None) -> str | None:
         return None
     value = str(value).strip()
     return value or None
+
+
+def _tombstones_collected(using: str):
+    from .services.tombstones import tombstones_collected  # the services import these models
+
+    return tombstones_collected(using=using)
+
+
+class WorkspaceQuerySet(models.QuerySet):
+    def delete(self):
+        """Delete (cascades included) and write every tombstone in one go, atomically."""
+        with transaction.atomic(using=self.db), _tombstones_collected(self.db):
+            return super().delete()
+
+    delete.alters_data = True
+    delete.queryset_only = True
 
 
 class WorkspaceObject(models.Model):
@@ -39,8 +58,16 @@ class WorkspaceObject(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
+    objects = WorkspaceQuerySet.as_manager()
+
     class Meta:
         abstract = True
+
+    def delete(self, using=None, keep_parents=False):
+        """Delete (cascades included) and write every tombstone in one go, atomically."""
+        db = using or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=db), _tombstones_collected(db):
+            return super().delete(using=using, keep_parents=keep_parents)
 
     def clean(self) -> None:
         self.external_id = blank_to_none(self.external_id)

@@ -276,7 +276,17 @@ WAREHOUSE_PUSH_CONCURRENCY = env.int("WAREHOUSE_PUSH_CONCURRENCY", default=2)
 WAREHOUSE_PUSH_CHUNK_SIZE = env.int("WAREHOUSE_PUSH_CHUNK_SIZE", default=2_000)
 WAREHOUSE_PUSH_SAFETY_MARGIN_SECONDS = env.int("WAREHOUSE_PUSH_SAFETY_MARGIN_SECONDS", default=300)
 WAREHOUSE_PUSH_LEASE_SECONDS = env.int("WAREHOUSE_PUSH_LEASE_SECONDS", default=600)
+# Hours (UTC) of the push's periodic task entry when it is first created (warehouse_sync/
+# schedules.py); the admin owns the entry afterwards.
 WAREHOUSE_PUSH_SCHEDULE_HOURS = env("WAREHOUSE_PUSH_SCHEDULE_HOURS", default="0,8,16")
+# Retention in days, purged daily by warehouse_sync.purge_history (warehouse_sync/services/
+# retention.py says what each keeps regardless: change-mark runs, unsent tombstones, …).
+WAREHOUSE_RUN_RETENTION_DAYS = env.int("WAREHOUSE_RUN_RETENTION_DAYS", default=90)
+WAREHOUSE_BATCH_RETENTION_DAYS = env.int("WAREHOUSE_BATCH_RETENTION_DAYS", default=14)
+WAREHOUSE_FAILED_OBJECT_RETENTION_DAYS = env.int(
+    "WAREHOUSE_FAILED_OBJECT_RETENTION_DAYS", default=30
+)
+WAREHOUSE_TOMBSTONE_RETENTION_DAYS = env.int("WAREHOUSE_TOMBSTONE_RETENTION_DAYS", default=30)
 
 # --- usage ingest ---
 # The Segment endpoints (/dock/segment, /v1/*). Documented in README.md ("Receiving Segment events").
@@ -307,21 +317,10 @@ USAGE_RETRY_BACKOFF_SECONDS = env.int("USAGE_RETRY_BACKOFF_SECONDS", default=30)
 USAGE_RETRY_BACKOFF_MAX_SECONDS = env.int("USAGE_RETRY_BACKOFF_MAX_SECONDS", default=3600)
 # Processed and dropped raw events are deleted after this many days (outputs stay).
 INBOX_RETENTION_DAYS = env.int("INBOX_RETENTION_DAYS", default=30)
-# Internal housekeeping only (not meant to be edited in the admin); merged so other blocks'
-# entries survive whichever block comes first.
-CELERY_BEAT_SCHEDULE = {
-    **globals().get("CELERY_BEAT_SCHEDULE", {}),
-    "usage-sweep-inbox": {
-        "task": "usage.sweep_inbox",
-        "schedule": env.int("USAGE_SWEEP_EVERY_SECONDS", default=60),
-        "options": {"queue": "ingest"},
-    },
-    "usage-purge-inbox": {
-        "task": "usage.purge_inbox",
-        "schedule": env.int("USAGE_PURGE_EVERY_SECONDS", default=86400),
-        "options": {"queue": "ingest"},
-    },
-}
+# Defaults of the sweeps' periodic task entries when they are first created
+# (usage/schedules.py); the admin owns the entries afterwards (admin → Periodic tasks).
+USAGE_SWEEP_EVERY_SECONDS = env.int("USAGE_SWEEP_EVERY_SECONDS", default=60)
+USAGE_PURGE_EVERY_SECONDS = env.int("USAGE_PURGE_EVERY_SECONDS", default=86400)
 
 # --- Workspace API ----------------------------------------------------------------------
 # Items per bulk upsert request, and its largest body (DRF's JSON parser has no limit).

@@ -6,4 +6,9 @@ class UsageConfig(AppConfig):
     verbose_name = "Usage"
 
     def ready(self) -> None:
+        from planhat_segment.schedules import periodic_defaults_register
+
         from . import receivers  # noqa: F401  (re-match waiting events on workspace changes)
+        from .schedules import periodic_defaults
+
+        periodic_defaults_register(*periodic_defaults())

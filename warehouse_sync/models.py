@@ -125,7 +125,11 @@ class FailedObject(models.Model):
     object_pk = models.BigIntegerField()
     run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="failed_objects")
     error = models.TextField()
-    failed_at = models.DateTimeField(default=timezone.now)
+    failed_at = models.DateTimeField(
+        default=timezone.now,
+        help_text="When it first failed (run and error are the latest failure's); it is "
+        "retried for WAREHOUSE_FAILED_OBJECT_RETENTION_DAYS from then.",
+    )
 
     class Meta:
         ordering = ["model", "object_pk"]

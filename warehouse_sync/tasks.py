@@ -6,13 +6,11 @@ import logging
 
 from celery import shared_task
 
-from integrations.services import integration_ensure
-
 from .models import SyncTrigger
 from .services import (
     SyncRefused,
+    sync_history_purge,
     sync_run_execute,
-    sync_run_refusal,
     sync_run_start,
     sync_runs_reap_lapsed,
 )
@@ -34,12 +32,8 @@ def run_sync(run_id: int) -> None:
 
 @shared_task(name="warehouse_sync.scheduled_sync", ignore_result=True)
 def scheduled_sync() -> None:
-    """Beat's trigger: start an incremental run, or skip with a log line when it cannot."""
-    sync_runs_reap_lapsed()
-    refusal = sync_run_refusal(integration=integration_ensure())
-    if refusal:
-        logger.info("warehouse_sync_scheduled_skipped: %s", refusal)
-        return
+    """Beat's trigger: start an incremental run, or skip with a log line when it cannot
+    (section off, no write key, a run already running: ``sync_run_start`` says which)."""
     try:
         sync_run_start(trigger=SyncTrigger.SCHEDULE)
     except SyncRefused as exc:
@@ -50,3 +44,11 @@ def scheduled_sync() -> None:
 def reap_lapsed_runs() -> None:
     """Beat's check: mark runs whose worker died (lease lapsed) as failed."""
     sync_runs_reap_lapsed()
+
+
+@shared_task(name="warehouse_sync.purge_history", ignore_result=True)
+def purge_history() -> dict:
+    """Beat, daily: delete sync history past its retention and tombstones already sent."""
+    summary = sync_history_purge()
+    logger.info("warehouse_sync_history_purged", extra=vars(summary))
+    return vars(summary)

@@ -745,9 +745,11 @@ def test_unassigned_user_assign_validates(integration):
         unassigned_user_assign(user_key="u-1", email=None, company_id=999)
 
 
-def test_beat_schedule_registers_sweep_and_purge(settings):
-    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert {"usage.sweep_inbox", "usage.purge_inbox"} <= tasks
+def test_beat_schedule_registers_sweep_and_purge():
+    from planhat_segment.schedules import periodic_defaults
+
+    tasks = {default.task: default.queue for default in periodic_defaults()}
+    assert {"usage.sweep_inbox": "ingest", "usage.purge_inbox": "ingest"}.items() <= tasks.items()
 
 
 def test_tasks_have_pinned_names_and_the_ingest_queue():

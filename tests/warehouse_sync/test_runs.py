@@ -334,3 +334,58 @@ def test_two_concurrent_triggers_one_is_refused_on_postgres(sink):
     assert outcomes.count("started") == 1
     assert all("already running" in o for o in outcomes if o != "started")
     assert SyncRun.objects.filter(status="running").count() == 1
+
+
+@pytest.mark.django_db
+def test_change_mark_finds_a_model_pushed_before_many_runs_of_others(warehouse, sink, settings):
+    from warehouse_sync.services.changes import change_mark
+
+    settings.WAREHOUSE_PUSH_SAFETY_MARGIN_SECONDS = 60
+    first = push(models=["company", "license"])
+    # 60 later runs pushed companies only (more than any "last N runs" window would read).
+    started = first.started_at
+    for i in range(60):
+        run = SyncRun.objects.create(
+            trigger="command",
+            status=SyncStatus.SUCCEEDED,
+            synced_models=["company"],
+            started_at=started + timedelta(minutes=i + 1),
+        )
+        SyncModelResult.objects.create(run=run, model="company")
+    SyncRun.objects.create(
+        trigger="command",
+        status=SyncStatus.FAILED,
+        synced_models=["license"],
+        started_at=started + timedelta(hours=3),
+    ).results.create(model="license")  # a failed run does not move the mark
+    assert change_mark(model="license") == started - timedelta(seconds=60)
+    assert change_mark(model="company") == started + timedelta(minutes=60, seconds=-60)
+    assert change_mark(model="enduser") is None
+
+
+@pytest.mark.django_db
+def test_scheduled_sync_checks_the_refusal_once(integration, monkeypatch):
+    from warehouse_sync.services import runs
+
+    calls = []
+    refusal = runs.sync_run_refusal
+    monkeypatch.setattr(runs, "sync_run_refusal", lambda **kw: calls.append(kw) or refusal(**kw))
+    tasks.scheduled_sync()
+    assert len(calls) == 1
+    assert SyncRun.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_deleting_test_data_pushes_nothing(warehouse, sink):
+    test_company = CompanyFactory(is_test=True)
+    EndUserFactory(company=test_company)
+    LicenseFactory(company=test_company)
+    real = CompanyFactory()
+    test_user = EndUserFactory(company=real, is_test=True)
+    push()
+    sink.reset()
+    test_user.delete()
+    test_company.delete()
+    run = push()
+    assert run.status == SyncStatus.SUCCEEDED
+    assert sink.messages == []  # no "Deleted" event, and no company resent for it

@@ -1,12 +1,11 @@
-"""Seed the push's beat schedule (3×/day) and the lease check, through the ensure service."""
+"""Formerly seeded the push's beat schedule here.
+
+Every periodic task's entry is now created when missing after each migrate
+(``planhat_segment.services.schedules.schedules_ensure`` on ``post_migrate``), so this
+migration does nothing; it stays for the migration graph of existing installs.
+"""
 
 from django.db import migrations
-
-
-def seed_schedule(apps, schema_editor):
-    from warehouse_sync.services.schedule import warehouse_sync_schedule_ensure
-
-    warehouse_sync_schedule_ensure(apps=apps)
 
 
 class Migration(migrations.Migration):
@@ -15,4 +14,4 @@ class Migration(migrations.Migration):
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
-    operations = [migrations.RunPython(seed_schedule, migrations.RunPython.noop)]
+    operations = []

@@ -1,6 +1,7 @@
 """Writes and decisions of the push to Segment (the public service API of the app)."""
 
 from .client import SegmentClient, WriteKeyRejected
+from .retention import PurgeSummary, sync_history_purge
 from .runs import (
     SyncRefused,
     sync_run_execute,
@@ -8,15 +9,15 @@ from .runs import (
     sync_run_start,
     sync_runs_reap_lapsed,
 )
-from .schedule import warehouse_sync_schedule_ensure
 
 __all__ = [
+    "PurgeSummary",
     "SegmentClient",
     "SyncRefused",
     "WriteKeyRejected",
+    "sync_history_purge",
     "sync_run_execute",
     "sync_run_refusal",
     "sync_run_start",
     "sync_runs_reap_lapsed",
-    "warehouse_sync_schedule_ensure",
 ]

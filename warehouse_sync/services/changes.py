@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 
 from planhat_segment.models import SYNCABLE_MODELS, EndUser, License, Tombstone
 
-from ..models import COMPLETED_STATUSES, FailedObject, FailedObjectKind, SyncRun
+from ..models import COMPLETED_STATUSES, FailedObject, FailedObjectKind, SyncModelResult
 from . import fastread
 from .mapping import OBJECT_FIELDS, TOMBSTONE_FIELDS
 
@@ -27,18 +27,16 @@ COMPANY_DERIVED_FROM = ("license", "enduser")
 def change_mark(*, model: str, exclude_run_id: int | None = None) -> datetime | None:
     """Start of the last completed run that pushed ``model``, less the safety margin.
 
-    None means there is no such run: everything is sent.
+    None means there is no such run: everything is sent. One query: each run has a result
+    row per model it pushes.
     """
-    runs = SyncRun.objects.filter(status__in=COMPLETED_STATUSES)
+    results = SyncModelResult.objects.filter(model=model, run__status__in=COMPLETED_STATUSES)
     if exclude_run_id is not None:
-        runs = runs.exclude(pk=exclude_run_id)
-    # JSON containment is not portable to SQLite: filter the few latest runs in Python.
-    for started_at, models in runs.order_by("-started_at").values_list(
-        "started_at", "synced_models"
-    )[:50]:
-        if model in (models or []):
-            return started_at - timedelta(seconds=settings.WAREHOUSE_PUSH_SAFETY_MARGIN_SECONDS)
-    return None
+        results = results.exclude(run_id=exclude_run_id)
+    last = results.aggregate(last=Max("run__started_at"))["last"]
+    if last is None:
+        return None
+    return last - timedelta(seconds=settings.WAREHOUSE_PUSH_SAFETY_MARGIN_SECONDS)
 
 
 def _failed_pks(model: str, kind: str):

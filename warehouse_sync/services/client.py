@@ -126,8 +126,9 @@ class SegmentClient:
     def close(self) -> None:
         self.session.close()
 
-    def _pace(self, count: int) -> None:
-        """Keep the average rate at or under max_events_per_second (0 = no pacing)."""
+    def pace(self, count: int) -> None:
+        """Wait until ``count`` more messages may leave, keeping the average rate at or under
+        max_events_per_second (0 = no pacing). Call from one thread only."""
         if self.max_events_per_second <= 0:
             return
         now = time.monotonic()
@@ -137,15 +138,6 @@ class SegmentClient:
         if due > now:
             time.sleep(due - now)
         self._pace_sent += count
-
-    def pace(self, count: int) -> None:
-        """Wait until ``count`` more messages may leave (call from one thread only)."""
-        self._pace(count)
-
-    def send(self, *, body: bytes, count: int) -> BatchOutcome:
-        """Pace, then post one batch body (see ``post``)."""
-        self._pace(count)
-        return self.post(body=body)
 
     def post(self, *, body: bytes) -> BatchOutcome:
         """Post one batch body; raise WriteKeyRejected on 401/403, else return the outcome.

@@ -1,4 +1,4 @@
-"""Make a fresh install usable: integration row, admin login, schedule; optionally demo data.
+"""Make a fresh install usable: integration row, admin login, schedules; optionally demo data.
 
 ``make run`` calls it before starting the processes and it prints what to paste into
 Segment. Idempotent: running it again changes nothing that exists.
@@ -14,10 +14,11 @@ from django.core.management.base import BaseCommand
 
 from integrations.selectors import connection_instructions
 from integrations.services import integration_ensure
+from planhat_segment.services.schedules import schedules_ensure
 
 
 class Command(BaseCommand):
-    help = "Ensure the integration, an admin login and the push schedule; print how to connect."
+    help = "Ensure the integration, an admin login and the periodic tasks; print how to connect."
 
     def add_arguments(self, parser):
         parser.add_argument("--demo", action="store_true", help="load a small demo workspace")
@@ -25,10 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", default="8000")
 
     def handle(self, *args, demo: bool, host: str, port: str, **options):
-        from warehouse_sync.services import warehouse_sync_schedule_ensure
-
         integration = integration_ensure()
-        warehouse_sync_schedule_ensure()
+        schedules_ensure()  # migrate does too; an entry deleted since comes back here
         username, password, created = self._ensure_admin()
         if demo:
             from integrations.demo import demo_workspace_load
