@@ -18,3 +18,10 @@ class PlanhatSegmentConfig(AppConfig):
         post_migrate.connect(
             _schedules_ensure, sender=self, dispatch_uid="planhat_segment_schedules_ensure"
         )
+
+
+def _schedules_ensure(sender, using: str = "default", apps=None, **kwargs) -> None:
+    """Create the missing periodic task entries (see ``planhat_segment.schedules``)."""
+    from .services.schedules import schedules_ensure
+
+    schedules_ensure(apps=apps, using=using)

@@ -43,16 +43,13 @@ def workspace_seed() -> dict[str, int]:
     from integrations.services import integration_ensure, integration_update
     from planhat_segment.models import Company, EndUser
     from planhat_segment.services.objects import workspace_object_delete
+    from planhat_segment.services.schedules import schedules_ensure
     from tests.warehouse_sync.sink import Sink
     from usage.services import inbox_drain
-    from warehouse_sync.services import (
-        sync_run_execute,
-        sync_run_start,
-        warehouse_sync_schedule_ensure,
-    )
+    from warehouse_sync.services import sync_run_execute, sync_run_start
 
     integration = integration_ensure()
-    warehouse_sync_schedule_ensure()
+    schedules_ensure()
     demo_workspace_load(days=7)
     inbox_drain(max_seconds=120)
 
@@ -117,8 +114,11 @@ def admin_models_describe(user) -> dict[str, dict]:
 
 def main(username: str, password: str) -> None:
     django.setup()
+    from planhat_segment.audit import audit_record
+
     user = signed_in_user_create(username=username, password=password)
     seeded = workspace_seed()
+    audit_record(user=user, message="Seeded for the production test")  # -> a log entry
     print(
         json.dumps(
             {

@@ -193,7 +193,17 @@ def admin_pages(seed: dict) -> tuple[list[tuple[str, str, int]], list[str]]:
         if not params:
             kwargs_list = [{}]
         elif params == {"app_label"}:
-            kwargs_list = [{"app_label": app} for app in apps]
+            # One page per app, each with its own expectation: an app where the role may
+            # see no model is a 404 (Django's app index), never a 500.
+            for app in apps:
+                visible = any(
+                    may["view"]
+                    for model, may in seed["models"].items()
+                    if model.startswith(f"{app}.")
+                )
+                path = reverse(f"admin:{name}", kwargs={"app_label": app})
+                pages.append((name, path, 200 if visible else 404))
+            continue
         elif params in ({"object_id"}, {"id"}) and label:
             object_id = seed["models"][label]["object_id"]
             if object_id is None:
@@ -216,6 +226,7 @@ def _expected_status(name: str, prefix: str | None, label: str | None, seed: dic
         return 200
     may = seed["models"][label]
     needs = {"changelist": "view", "change": "view", "history": "view", "add": "add"}
+    needs["password_change"] = "change"  # the user admin's set-password page
     needs["delete"] = "delete"
     permission = needs.get(name[len(prefix) :])
     if permission is None:  # a model admin's own page (a report, an action's form)
