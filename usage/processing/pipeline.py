@@ -14,7 +14,7 @@ from usage.rollups import rollups_add
 
 from . import load, write
 from .claim import Claim
-from .matching import Outcome, events_match
+from .matching import MatchResult, Outcome, events_match
 
 
 @dataclass
@@ -22,6 +22,17 @@ class ClaimSummary:
     events: int = 0
     statuses: Counter = field(default_factory=Counter)
     endusers_created: int = 0
+
+
+def _fail_unbound(result: MatchResult, unbound: list) -> None:
+    """Endusers created and deleted again by someone else meanwhile: fail (and so retry)
+    their events rather than attach them to nothing."""
+    lost = {id(u) for u in unbound}
+    for row_id, outcome in list(result.outcomes.items()):
+        if outcome.user is not None and id(outcome.user) in lost:
+            result.outcomes[row_id] = Outcome(
+                status=InboxStatus.FAILED, notes=["enduser vanished while created"]
+            )
 
 
 def claim_process(*, claim: Claim, now: datetime, rollups: bool = True) -> ClaimSummary:
@@ -45,15 +56,7 @@ def claim_process(*, claim: Claim, now: datetime, rollups: bool = True) -> Claim
         lookups = load.lookups_load(events=events, rules=rules)
         result = events_match(events=events, rules=rules, lookups=lookups, now=now)
         unbound = write.endusers_create(users=result.new_users, now=now)
-        if unbound:
-            # Created and deleted again by someone else meanwhile: fail (and so retry) those
-            # events rather than attach them to nothing.
-            lost = {id(u) for u in unbound}
-            for row_id, outcome in list(result.outcomes.items()):
-                if outcome.user is not None and id(outcome.user) in lost:
-                    result.outcomes[row_id] = Outcome(
-                        status=InboxStatus.FAILED, notes=["enduser vanished while created"]
-                    )
+        _fail_unbound(result, unbound)
         write.endusers_fill(users=result.changed_users, now=now)
         inserted = write.activities_write(specs=result.activities)
         if rollups:
