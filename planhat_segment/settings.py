@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "integrations",
     "usage",
     "warehouse_sync",
+    "health",
 ]
 
 MIDDLEWARE = [
