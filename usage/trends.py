@@ -76,9 +76,7 @@ def company_trends(
     for _, action, count in rows:
         per_action[action] += count
     trends.total_activities = sum(per_action.values())
-    top = [a for a, _ in sorted(per_action.items(), key=lambda kv: (-kv[1], kv[0]))][
-        :TOP_ACTIONS
-    ]
+    top = [a for a, _ in sorted(per_action.items(), key=lambda kv: (-kv[1], kv[0]))][:TOP_ACTIONS]
     by_day_action: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for day, action, count in rows:
         key = action if action in top else "Other"
