@@ -8,7 +8,9 @@ company admin is re-registered in ``health/admin/companies.py``.)
 
 from __future__ import annotations
 
+from django.db.models import F
 from rest_framework import serializers
+from rest_framework.filters import OrderingFilter
 
 HEALTH_FIELDS = (
     "health_score",
@@ -64,6 +66,28 @@ def company_serializer_class(base: type[serializers.ModelSerializer]):
     return CompanyWithHealthSerializer
 
 
+class HealthOrderingFilter(OrderingFilter):
+    """DRF's ordering, with companies without a score (null) last in both directions."""
+
+    def filter_queryset(self, request, queryset, view):
+        ordering = self.get_ordering(request, queryset, view)
+        if not ordering:
+            return queryset
+        terms = []
+        for term in ordering:
+            name = term.lstrip("-")
+            if name in HEALTH_FIELDS:
+                expr = F(name)
+                terms.append(
+                    expr.desc(nulls_last=True)
+                    if term.startswith("-")
+                    else expr.asc(nulls_last=True)
+                )
+            else:
+                terms.append(term)
+        return queryset.order_by(*terms)
+
+
 def company_api_extend() -> None:
     """Swap the company viewset's serializer, queryset annotation and ordering fields."""
     from planhat_segment import api
@@ -81,6 +105,10 @@ def company_api_extend() -> None:
     viewset.get_queryset = get_queryset
     viewset.serializer_class = company_serializer_class(viewset.serializer_class)
     viewset.ordering_fields = (*viewset.ordering_fields, *HEALTH_FIELDS)
+    viewset.filter_backends = tuple(
+        HealthOrderingFilter if backend is OrderingFilter else backend
+        for backend in viewset.filter_backends
+    )
     viewset._health_extended = True
 
 
