@@ -55,7 +55,7 @@ def _names(html: str) -> list[str]:
 
 
 def test_company_list_shows_health_columns(admin_client_logged_in):
-    green, red, _ = _world()
+    _world()
     html = admin_client_logged_in.get(reverse(CHANGELIST)).content.decode()
     for header in ("Health", "Last activity", "Active endusers (30 d)", "Activity vs prev. 30 d"):
         assert header in html
@@ -88,7 +88,7 @@ def test_company_list_sorts_by_health_columns(admin_client_logged_in, column, ex
 
 
 def test_company_list_sorts_by_last_activity(admin_client_logged_in):
-    green, red, _ = _world()
+    green, red, _never = _world()
     HealthScore.objects.filter(company=green).update(
         last_activity_at=dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
     )
@@ -197,7 +197,9 @@ def test_profile_admin_validates_factors_in_plain_words(admin_client_logged_in):
     assert HealthProfile.objects.get(name="Big").factors.get().window_days == 30
 
 
-def test_recompute_button_needs_permission_and_post(admin_client_logged_in, client, django_user_model):
+def test_recompute_button_needs_permission_and_post(
+    admin_client_logged_in, client, django_user_model
+):
     health_defaults_ensure()
     url = reverse("admin:health_healthscore_recompute")
     assert admin_client_logged_in.get(url).status_code == 405
@@ -205,7 +207,9 @@ def test_recompute_button_needs_permission_and_post(admin_client_logged_in, clie
     assert b'data-testid="recompute-health"' in page
     answer = admin_client_logged_in.post(url)
     assert answer.status_code == 302
-    staff = django_user_model.objects.create_user(username="cs", password="pw-123456", is_staff=True)
+    staff = django_user_model.objects.create_user(
+        username="cs", password="pw-123456", is_staff=True
+    )
     staff.user_permissions.set(Permission.objects.filter(codename="view_healthscore"))
     client.force_login(staff)
     assert client.post(url).status_code == 403

@@ -50,7 +50,9 @@ def test_profiles_list_includes_the_default_with_factors(api_client):
     assert default["factors"][0]["label"] == "Activity change vs the previous 30 days"
 
 
-def test_profile_create_with_factors_and_metric_by_key(api_client, django_capture_on_commit_callbacks):
+def test_profile_create_with_factors_and_metric_by_key(
+    api_client, django_capture_on_commit_callbacks
+):
     MetricDefinition.objects.create(key="nps")
     body = {
         "name": "Enterprise",
