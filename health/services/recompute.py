@@ -113,8 +113,14 @@ def profile_for(*, custom: dict, mrr: dict, profiles: list[HealthProfile]) -> He
     return default
 
 
-def _chunks(company_ids: Iterable[int] | None) -> Iterable[tuple[range | list[int], list]]:
-    """(scope for the figure queries, rows of (pk, custom)) per chunk of companies."""
+def _chunks(company_ids: Iterable[int] | None) -> Iterable[tuple[list[int], list]]:
+    """(pks, rows of (pk, custom)) per chunk of companies, in pk order.
+
+    The figure queries filter on the chunk's list of pks: each company's window is then one
+    short range of the rollups' (company, day, …) indexes. (A pk range condition instead
+    made PostgreSQL walk every day of every company in the range: 13.7 s instead of
+    8.2–9.5 s for the 10,000-company benchmark, 31x instead of 19x its same-run floor.)
+    """
     companies = Company.objects.filter(is_test=False).order_by("pk")
     if company_ids is not None:
         wanted = sorted(set(company_ids))
@@ -126,24 +132,21 @@ def _chunks(company_ids: Iterable[int] | None) -> Iterable[tuple[range | list[in
         return
     last = 0
     while True:
-        # Keyset pages: the figure queries then filter on a pk range, which the rollups'
-        # (company, day, …) indexes serve as range scans, instead of a list of 5,000 ids.
         rows = list(companies.filter(pk__gt=last).values_list("pk", "custom")[:CHUNK_SIZE])
         if not rows:
             return
         last = rows[-1][0]
-        yield range(rows[0][0], last + 1), rows
+        yield [pk for pk, _ in rows], rows
 
 
-def _previous_rows(scope: range | list[int], day: dt.date) -> dict[int, HealthScore]:
+def _previous_rows(scope: list[int], day: dt.date) -> dict[int, HealthScore]:
     """Each company's latest score row on or before ``day`` (one query)."""
     latest = HealthScore.objects.filter(company=OuterRef("pk"), day__lte=day).order_by("-day")
-    companies = Company.objects.all()
-    if isinstance(scope, range):
-        companies = companies.filter(pk__gte=scope.start, pk__lt=scope.stop)
-    else:
-        companies = companies.filter(pk__in=scope)
-    ids = companies.annotate(sid=Subquery(latest.values("id")[:1])).values("sid")
+    ids = (
+        Company.objects.filter(pk__in=scope)
+        .annotate(sid=Subquery(latest.values("id")[:1]))
+        .values("sid")
+    )
     return {
         row.company_id: row
         for row in HealthScore.objects.filter(pk__in=ids).only(
