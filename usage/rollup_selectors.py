@@ -407,30 +407,30 @@ class EnduserActivity:
     top: list[dict]
 
 
-# One pass over the range's enduser-day rows, hashed two ways at once (GROUPING SETS) into
-# small tables: per day (distinct endusers = rows), and per enduser (activities, last day,
-# and a bitmask of the weeks the enduser was active in). Weekly distinct counts are then
-# exact bit counts over the endusers' masks, and the top endusers come from the same rows.
-# Hashing (week, enduser) pairs instead, or three separate scans, cost 3-4x as much here.
-_ENDUSER_ACTIVITY_SQL = """
-WITH g AS (
-    SELECT day, enduser_id, count(*) AS n, sum(count) AS total, max(day) AS last_day,
-           bit_or(1::bigint << ((day - %(monday)s::date) / 7)) AS weeks,
-           GROUPING(day) AS by_user
+# Two statements over the range's enduser-day rows, each into small results (measured on
+# the bench's 289,000-row year: about 0.6x one GROUPING SETS pass, 0.25x three GROUP BYs):
+# - per day: the day's row count is its distinct endusers; an index-only scan of the
+#   (company, day, enduser) index, aggregated in index order (no hash, no sort);
+# - per enduser (~ the company's endusers, a small hash): activities, last day, and a bitmask
+#   of the weeks the enduser was active in. Weekly distinct counts are then exact sums of
+#   the masks' bits, and the top endusers come from the same rows.
+_ACTIVE_PER_DAY_SQL = """
+SELECT day, count(*) FROM usage_enduserday
+WHERE company_id = %(company)s AND day >= %(first)s AND day <= %(last)s
+GROUP BY day ORDER BY day
+"""
+_ENDUSERS_SQL = """
+WITH u AS (
+    SELECT enduser_id, sum(count) AS total, max(day) AS last_day,
+           bit_or(1::bigint << ((day - %(monday)s::date) / 7)) AS weeks
     FROM usage_enduserday
     WHERE company_id = %(company)s AND day >= %(first)s AND day <= %(last)s
-    GROUP BY GROUPING SETS ((day), (enduser_id))
+    GROUP BY enduser_id
 )
-SELECT 'day', day, NULL::bigint, n, NULL::date FROM g WHERE by_user = 0
+(SELECT enduser_id, total, last_day, NULL::bigint[] FROM u
+ ORDER BY total DESC, enduser_id LIMIT %(limit)s)
 UNION ALL
-SELECT 'week', NULL, w, count(*), NULL
-FROM g CROSS JOIN generate_series(0, %(weeks)s - 1) AS w
-WHERE by_user = 1 AND (weeks >> w) & 1 = 1
-GROUP BY w
-UNION ALL (
-    SELECT 'user', NULL, enduser_id, total, last_day FROM g WHERE by_user = 1
-    ORDER BY total DESC, enduser_id LIMIT %(limit)s
-)
+SELECT NULL, NULL, NULL, ARRAY[{week_sums}]::bigint[] FROM u
 """
 MAX_MASK_WEEKS = 63
 
@@ -440,8 +440,8 @@ def company_enduser_activity(
 ) -> EnduserActivity:
     """Daily and weekly distinct active endusers (exact) and the top endusers of one company.
 
-    PostgreSQL: one statement reading the range once (ranges up to 63 weeks). Elsewhere,
-    and for longer ranges: the three selectors.
+    PostgreSQL: two statements (ranges up to 63 weeks). Elsewhere, and for longer ranges:
+    the three selectors.
     """
     monday = first - dt.timedelta(days=first.weekday())
     weeks = (last - monday).days // 7 + 1
@@ -458,23 +458,21 @@ def company_enduser_activity(
         "first": first,
         "last": last,
         "monday": monday,
-        "weeks": weeks,
         "limit": limit,
     }
+    # Week indexes are small ints from this function, never input: safe to inline.
+    week_sums = ", ".join(f"coalesce(sum((weeks >> {w}) & 1), 0)" for w in range(weeks))
     with connection.cursor() as cursor:
-        cursor.execute(_ENDUSER_ACTIVITY_SQL, params)
+        cursor.execute(_ACTIVE_PER_DAY_SQL, params)
+        per_day = [(day, int(users)) for day, users in cursor.fetchall()]
+        cursor.execute(_ENDUSERS_SQL.format(week_sums=week_sums), params)
         rows = cursor.fetchall()
-    per_day, per_week, ranked = [], [], []
-    for kind, day, key, number, last_day in rows:
-        if kind == "day":
-            per_day.append((day, int(number)))
-        elif kind == "week":
-            per_week.append((monday + dt.timedelta(weeks=int(key)), int(number)))
-        else:
-            ranked.append((key, int(number), last_day))
-    return EnduserActivity(
-        per_day=sorted(per_day), per_week=sorted(per_week), top=_with_people(ranked)
-    )
+    ranked = [(e, int(total), last_day) for e, total, last_day, _ in rows if e is not None]
+    week_counts = next(counts for e, _, _, counts in rows if e is None)
+    per_week = [
+        (monday + dt.timedelta(weeks=w), int(users)) for w, users in enumerate(week_counts) if users
+    ]
+    return EnduserActivity(per_day=per_day, per_week=per_week, top=_with_people(ranked))
 
 
 def _with_people(ranked: list[tuple[int, int, dt.date]]) -> list[dict]:
