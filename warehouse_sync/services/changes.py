@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Max, Q, QuerySet
 
+from health.selectors import companies_with_score_changes_since
 from planhat_segment.models import SYNCABLE_MODELS, EndUser, License, Tombstone
 
 from ..models import COMPLETED_STATUSES, FailedObject, FailedObjectKind, SyncModelResult
@@ -66,6 +67,8 @@ def objects_changed(*, model: str, since: datetime | None) -> QuerySet:
                     company_pk__isnull=False,
                 ).values("company_pk")
             )
+            # A changed health score row changes the company's pushed traits.
+            | Q(pk__in=companies_with_score_changes_since(since))
         )
     return qs.filter(changed)
 

@@ -19,6 +19,7 @@ from decimal import Decimal
 import orjson
 from django.db.models import Count, Sum
 
+from health.selectors import EMPTY_TRAITS, company_health_traits
 from planhat_segment.models import Company, CompanyDomain, EndUser, License
 
 from . import fastread
@@ -241,6 +242,8 @@ def _company_aggregates_pg(pks: list[int]) -> Aggregates:
 
 def _companies(rows: list[tuple], aggregates: Aggregates) -> Iterator[Mapped]:
     domains, mrr, license_count, enduser_count = aggregates
+    # Health figures come from the day's score row, read through health's one selector.
+    health = company_health_traits([row[0] for row in rows])
     for pk, external_id, name, custom, created_at, updated_at in rows:
         company_mrr = mrr.get(pk)
         if company_mrr:
@@ -263,6 +266,7 @@ def _companies(rows: list[tuple], aggregates: Aggregates) -> Iterator[Mapped]:
                 "license_count": license_count.get(pk, 0),
                 "enduser_count": enduser_count.get(pk, 0),
                 "created_at": created_at,
+                **health.get(pk, EMPTY_TRAITS),
                 "custom": custom or {},
             },
         }
