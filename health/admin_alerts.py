@@ -312,7 +312,13 @@ class EmailListField(forms.CharField):
 
     def to_python(self, value):
         text = super().to_python(value) or ""
-        return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
+        seen: set[str] = set()
+        addresses = []
+        for part in text.replace(",", "\n").splitlines():
+            if part.strip() and part.strip().lower() not in seen:
+                seen.add(part.strip().lower())
+                addresses.append(part.strip())
+        return addresses
 
 
 class AlertRuleForm(forms.ModelForm):

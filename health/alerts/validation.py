@@ -200,10 +200,10 @@ def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | No
         return "a loopback address"
     if address.is_link_local:
         return "a link-local address"
+    if address.is_unspecified or address.is_multicast or address.is_reserved:
+        return "a reserved address"
     if address.is_private:
         return "a private address"
-    if address.is_multicast or address.is_reserved or address.is_unspecified:
-        return "a reserved address"
     if not address.is_global:
         return "a non-public address"
     return None

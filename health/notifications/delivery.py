@@ -290,14 +290,17 @@ def delivery_attempt(*, delivery: Delivery, session: requests.Session | None = N
 # --- The sweep --------------------------------------------------------------------------------
 
 
-def _claim(limit: int, now: dt.datetime) -> list[int]:
+def _claim(limit: int, now: dt.datetime, done: set[int]) -> list[int]:
     """Lease up to ``limit`` due deliveries to this worker (SKIP LOCKED on PostgreSQL; an
-    IMMEDIATE transaction serialises this on SQLite). A worker that dies lets them lapse."""
+    IMMEDIATE transaction serialises this on SQLite). A worker that dies lets them lapse.
+    ``done``: tried in this sweep already — never twice in one sweep (a ``Retry-After: 0``
+    would otherwise spin)."""
     lease = dt.timedelta(seconds=settings.NOTIFICATIONS_LEASE_SECONDS)
     with transaction.atomic():
         due = (
             Delivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
             .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+            .exclude(pk__in=done)
             .order_by("next_attempt_at", "id")
             .select_for_update(skip_locked=True)
         )
@@ -339,11 +342,13 @@ def deliveries_send_due(
     budget = settings.NOTIFICATIONS_SWEEP_MAX_SECONDS if max_seconds is None else max_seconds
     deadline = time.monotonic() + budget
     summary = SweepSummary()
+    done: set[int] = set()
     with requests.Session() as session:
         while time.monotonic() < deadline:
-            ids = _claim(CLAIM_BATCH, now())
+            ids = _claim(CLAIM_BATCH, now(), done)
             if not ids:
                 break
+            done.update(ids)
             batch = Delivery.objects.select_related("webhook").filter(pk__in=ids).order_by("id")
             for delivery in batch:
                 status = delivery_attempt(delivery=delivery, session=session)
