@@ -13,5 +13,10 @@ class HealthConfig(AppConfig):
     verbose_name = "Customer health"
 
     def ready(self) -> None:
+        from . import receivers  # noqa: F401  (re-score companies after their writes)
+        from .extensions import company_api_extend, trends_panel_register
+
         # The default profile exists on every install (and again after a test flush).
         post_migrate.connect(_ensure_defaults, sender=self, dispatch_uid="health_defaults")
+        company_api_extend()
+        trends_panel_register()

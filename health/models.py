@@ -152,6 +152,8 @@ class HealthProfile(models.Model):
                 "amber_min": self.amber_min,
                 "custom_field": self.custom_field,
                 "custom_value": self.custom_value,
+                "is_default": self.is_default,
+                "min_mrr": self.min_mrr,
             }
         )
         if problems:

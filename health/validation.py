@@ -159,6 +159,15 @@ def profile_problems(data: dict[str, Any]) -> dict[str, str]:
             f"amber_min ({amber:g}) cannot be above green_min ({green:g}): "
             "amber is the band below green."
         )
+    if (
+        data.get("is_default") is False
+        and data.get("min_mrr") in (None, "")
+        and not data.get("custom_field")
+    ):
+        problems["min_mrr"] = (
+            "A profile other than the default needs a filter: set min_mrr and/or "
+            "custom_field with custom_value (or make it the default profile)."
+        )
     if data.get("custom_value") and not data.get("custom_field"):
         problems["custom_field"] = "Name the custom field whose value the filter compares."
     return problems

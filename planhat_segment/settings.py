@@ -339,3 +339,8 @@ NOTIFICATIONS_LEASE_SECONDS = env.int("NOTIFICATIONS_LEASE_SECONDS", default=300
 NOTIFICATIONS_SWEEP_MAX_SECONDS = env.float("NOTIFICATIONS_SWEEP_MAX_SECONDS", default=50)
 # Deliveries run on a queue of their own: a slow receiver never holds an ingest worker.
 CELERY_QUEUES = [*CELERY_QUEUES, Queue("notifications", Exchange("notifications"), "notifications")]
+# One schema name for the health band choices (score bands and a rule's to_band share them).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    **SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES", {}),
+    "BandEnum": "health.models.Band",
+}

@@ -1,17 +1,39 @@
-"""Admin views of Trends & Analytics (mounted by the admin site; charts drawn by Chart.js)."""
+"""Admin views of Trends & Analytics (mounted by the admin site; charts drawn by Chart.js).
+
+Other apps add panels to a company's Trends page through :func:`company_trends_panel_register`
+(e.g. ``health`` adds its score, breakdown and health-over-time chart), so ``usage`` never
+imports them: a panel is a callable ``(request, company, days) -> HTML or None``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
+from django.utils.safestring import SafeString
 
 from planhat_segment.models import Company, EndUser
 
 from .trends import RANGES, company_trends, enduser_trends
+
+CompanyPanel = Callable[[HttpRequest, Company, int], SafeString | None]
+_company_panels: list[CompanyPanel] = []
+
+
+def company_trends_panel_register(panel: CompanyPanel) -> CompanyPanel:
+    """Add a panel to every company's Trends page (above the charts). Idempotent."""
+    if panel not in _company_panels:
+        _company_panels.append(panel)
+    return panel
+
+
+def _panels(request: HttpRequest, company: Company, days: int) -> list[SafeString]:
+    rendered = (panel(request, company, days) for panel in _company_panels)
+    return [html for html in rendered if html]
 
 
 def _days(request: HttpRequest) -> int:
@@ -24,7 +46,8 @@ def _days(request: HttpRequest) -> int:
 
 def company_trends_view(request: HttpRequest, company_id: int) -> HttpResponse:
     company = get_object_or_404(Company, pk=company_id)
-    trends = company_trends(company=company, days=_days(request))
+    days = _days(request)
+    trends = company_trends(company=company, days=days)
     chart_data = {
         "labels": trends.labels,
         "metrics": [asdict(s) for s in trends.metric_series],
@@ -42,6 +65,7 @@ def company_trends_view(request: HttpRequest, company_id: int) -> HttpResponse:
             "trends": trends,
             "ranges": RANGES,
             "chart_data": chart_data,
+            "panels": _panels(request, company, days),
         },
     )
 

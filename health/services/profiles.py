@@ -33,11 +33,6 @@ def _check(profile: HealthProfile, factors: list[dict[str, Any]] | None) -> None
     problems: dict[str, Any] = dict(
         profile_problems({f: getattr(profile, f) for f in PROFILE_FIELDS})
     )
-    if not profile.is_default and profile.min_mrr is None and not profile.custom_field:
-        problems["is_default"] = (
-            "A profile other than the default needs a filter: set min_mrr and/or "
-            "custom_field with custom_value (or make it the default profile)."
-        )
     if factors is not None:
         messages = []
         for number, factor in enumerate(factors, start=1):
@@ -65,6 +60,15 @@ def _factor(profile: HealthProfile, order: int, data: dict) -> HealthFactor:
         values["metric_id"] = metric
     values["currency"] = (values.get("currency") or "").upper()
     return HealthFactor(profile=profile, **values)
+
+
+@transaction.atomic
+def health_profile_save(
+    *, profile: HealthProfile, factors: list[dict[str, Any]] | None = None
+) -> HealthProfile:
+    """Validate and save a profile (and replace its factors when given), keeping exactly one
+    default profile, then queue a recompute after commit."""
+    return _save(profile, factors)
 
 
 def _save(profile: HealthProfile, factors: list[dict] | None) -> HealthProfile:

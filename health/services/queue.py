@@ -19,11 +19,22 @@ def health_recompute_queue(
 ) -> None:
     """Queue ``health.recompute_scores`` once the transaction commits (robustly: a broker
     that is down is logged, never raised; the daily schedule catches up)."""
+    kwargs = _kwargs(company_ids, day)
+    if kwargs is not None:
+        transaction.on_commit(lambda: _publish(kwargs), robust=True)
+
+
+def health_recompute_publish(*, company_ids: Iterable[int] | None = None) -> bool:
+    """Publish ``health.recompute_scores`` now (for callers already past their commit)."""
+    kwargs = _kwargs(company_ids, None)
+    return _publish(kwargs) if kwargs is not None else False
+
+
+def _kwargs(company_ids: Iterable[int] | None, day: dt.date | None) -> dict | None:
     ids = None if company_ids is None else sorted(set(company_ids))
     if ids == []:
-        return
-    kwargs = {"company_ids": ids, "day": day.isoformat() if day else None}
-    transaction.on_commit(lambda: _publish(kwargs), robust=True)
+        return None
+    return {"company_ids": ids, "day": day.isoformat() if day else None}
 
 
 def _publish(kwargs: dict) -> bool:

@@ -26,7 +26,7 @@ from django.utils.html import format_html, format_html_join
 
 from planhat_segment.models import Company
 
-from .alerts import (
+from ..alerts import (
     AlertStateError,
     alert_acknowledge,
     alert_resolve,
@@ -35,8 +35,8 @@ from .alerts import (
     alerts_evaluate,
     alerts_resolve,
 )
-from .models import Band, HealthScore
-from .models_alerts import (
+from ..models import Band, HealthScore
+from ..models_alerts import (
     ACTIVE_STATUSES,
     Alert,
     AlertRule,
@@ -47,7 +47,7 @@ from .models_alerts import (
     RuleKind,
     Webhook,
 )
-from .notifications import deliveries_retry
+from ..notifications import deliveries_retry
 
 STATUS_COLOURS = {
     AlertStatus.OPEN: "#c62828",
