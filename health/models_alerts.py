@@ -300,7 +300,6 @@ class Delivery(models.Model):
         max_length=254, help_text="The address, or the webhook's name when it was queued."
     )
     event = models.CharField(max_length=40, default="alert.opened")
-    payload = models.JSONField(default=dict, help_text="The JSON body (webhooks) / the facts.")
     status = models.CharField(
         max_length=12, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
     )

@@ -73,4 +73,35 @@ def first_activity_days(*, company_ids: CompanyIds = None) -> dict[int, dt.date]
     return dict(rows)
 
 
-__all__ = ["activity_period_totals", "first_activity_days", "period_bounds", "utc_today"]
+def last_activity_days_before(
+    *, company_ids: CompanyIds = None, today: dt.date | None = None
+) -> dict[int, dt.date]:
+    """Each company's last UTC day with activity before ``today`` (absent: none).
+
+    The same answer as ``rollup_selectors.last_activity_days``, by another plan: a correlated
+    ``ORDER BY day DESC LIMIT 1`` per company that the unique index answers from its end,
+    instead of a ``GROUP BY`` over every rollup row — for the many-company alert pass.
+    """
+    today = today or utc_today()
+    last = (
+        CompanyActionDay.objects.filter(company=OuterRef("pk"), day__lt=today)
+        .order_by("-day")
+        .values("day")[:1]
+    )
+    rows = (
+        _scoped(Company.objects.all(), company_ids, field="pk")
+        .order_by()
+        .annotate(last=Subquery(last, output_field=DateField()))
+        .filter(last__isnull=False)
+        .values_list("pk", "last")
+    )
+    return dict(rows)
+
+
+__all__ = [
+    "activity_period_totals",
+    "first_activity_days",
+    "last_activity_days_before",
+    "period_bounds",
+    "utc_today",
+]

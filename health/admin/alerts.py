@@ -48,6 +48,7 @@ from ..models_alerts import (
     Webhook,
 )
 from ..notifications import deliveries_retry
+from ..notifications.messages import alert_payload_of
 
 STATUS_COLOURS = {
     AlertStatus.OPEN: "#c62828",
@@ -590,7 +591,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("status", "channel", "webhook")
-    list_select_related = ("alert", "webhook")
+    list_select_related = ("webhook",)
     search_fields = ("target",)
     date_hierarchy = "created_at"
     actions = ("retry_selected",)
@@ -615,13 +616,6 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     has_retry_permission = _perm("retry_delivery")
 
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        match = getattr(request, "resolver_match", None)
-        if match and (match.url_name or "").endswith("_changelist"):
-            qs = qs.defer("payload")  # heavy JSON: not in the list
-        return qs
-
     def has_add_permission(self, request) -> bool:
         return False
 
@@ -641,9 +635,10 @@ class DeliveryAdmin(admin.ModelAdmin):
     def short_error(self, obj: Delivery) -> str:
         return (obj.last_error[:117] + "…") if len(obj.last_error) > 120 else obj.last_error
 
-    @admin.display(description="body sent")
+    @admin.display(description="body (webhooks: sent signed, as JSON)")
     def payload_display(self, obj: Delivery) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, ensure_ascii=False))
+        body = alert_payload_of(obj.alert, obj.event)
+        return format_html("<pre>{}</pre>", json.dumps(body, indent=2, ensure_ascii=False))
 
     @admin.action(description="Retry selected failed deliveries", permissions=["retry"])
     def retry_selected(self, request, queryset):

@@ -89,7 +89,8 @@ class Context:
 
     def last_activity(self) -> dict[int, dt.date]:
         return self.memo(
-            "last_activity", lambda: usage.last_activity_days(company_ids=None, today=self.day)
+            "last_activity",
+            lambda: windows.last_activity_days_before(company_ids=None, today=self.day),
         )
 
 

@@ -30,7 +30,6 @@ from ..models_alerts import (
     Resolution,
 )
 from ..notifications.delivery import Target, deliveries_for
-from ..notifications.messages import alert_payload
 from ..notifications.queue import notifications_nudge
 from .conditions import CONDITIONS, Context, State, Verdict, context_build, scope_of
 
@@ -132,27 +131,12 @@ def _open(rule: AlertRule, ctx: Context, opening: dict[int, Verdict], outcome: R
     ]
     Alert.objects.bulk_create(alerts, batch_size=1000)
     outcome.opened = len(alerts)
-    rule_info = {"id": rule.pk, "name": rule.name, "kind": rule.kind}
     items = []
     for alert in alerts:
-        company = ctx.companies[alert.company_id]
-        targets = _targets(rule, company.owner_email)
-        if not targets:
-            continue
-        payload = alert_payload(
-            alert_id=alert.pk,
-            opened_at=alert.opened_at,
-            day=alert.day,
-            rule=rule_info,
-            company={
-                "id": alert.company_id,
-                "name": company.name,
-                "external_id": company.external_id,
-            },
-            facts=alert.facts,
-        )
-        items.append((alert.pk, payload, targets))
-    rows = deliveries_for(alert_payloads=items, now=ctx.now)
+        targets = _targets(rule, ctx.companies[alert.company_id].owner_email)
+        if targets:
+            items.append((alert.pk, targets))
+    rows = deliveries_for(alert_targets=items, now=ctx.now)
     if rows:
         Delivery.objects.bulk_create(rows, batch_size=1000)
         notifications_nudge()

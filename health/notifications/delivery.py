@@ -38,7 +38,7 @@ from ..models_alerts import (
     DeliveryAttempt,
     DeliveryStatus,
 )
-from .messages import email_message, payload_bytes
+from .messages import alert_payload_of, email_message, payload_bytes
 from .queue import notifications_nudge
 
 logger = logging.getLogger(__name__)
@@ -59,25 +59,22 @@ class Target:
 
 
 def deliveries_for(
-    *, alert_payloads: Iterable[tuple[int, dict, list[Target]]], now: dt.datetime
+    *, alert_targets: Iterable[tuple[int, list[Target]]], now: dt.datetime
 ) -> list[Delivery]:
-    """Pending delivery rows for new alerts: (alert id, payload, targets) each. Not saved."""
-    rows = []
-    for alert_id, payload, targets in alert_payloads:
-        for target in targets:
-            rows.append(
-                Delivery(
-                    alert_id=alert_id,
-                    channel=target.channel,
-                    email=target.email,
-                    webhook_id=target.webhook_id,
-                    target=target.name or target.email,
-                    event=payload.get("event", "alert.opened"),
-                    payload=payload,
-                    next_attempt_at=now,
-                )
-            )
-    return rows
+    """Pending delivery rows for new alerts: (alert id, targets) each, due now. Not saved."""
+    return [
+        Delivery(
+            alert_id=alert_id,
+            channel=target.channel,
+            email=target.email,
+            webhook_id=target.webhook_id,
+            target=target.name or target.email,
+            event="alert.opened",
+            next_attempt_at=now,
+        )
+        for alert_id, targets in alert_targets
+        for target in targets
+    ]
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -135,7 +132,7 @@ def _post(delivery: Delivery, session: requests.Session, attempt: int) -> Result
         return Result(AttemptOutcome.TRANSIENT, error=str(exc))
     except UnsafeUrl as exc:
         return Result(AttemptOutcome.PERMANENT, error=f"Refused: {exc}")
-    body = payload_bytes(delivery.payload)
+    body = payload_bytes(alert_payload_of(delivery.alert, delivery.event))
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -191,7 +188,7 @@ def _post(delivery: Delivery, session: requests.Session, attempt: int) -> Result
 
 
 def _send_email(delivery: Delivery) -> Result:
-    subject, body = email_message(delivery.payload)
+    subject, body = email_message(alert_payload_of(delivery.alert, delivery.event))
     message = EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [delivery.email])
     try:
         message.send(fail_silently=False)
@@ -349,7 +346,11 @@ def deliveries_send_due(
             if not ids:
                 break
             done.update(ids)
-            batch = Delivery.objects.select_related("webhook").filter(pk__in=ids).order_by("id")
+            batch = (
+                Delivery.objects.select_related("webhook", "alert__rule", "alert__company")
+                .filter(pk__in=ids)
+                .order_by("id")
+            )
             for delivery in batch:
                 status = delivery_attempt(delivery=delivery, session=session)
                 summary.attempted += 1

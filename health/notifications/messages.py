@@ -3,8 +3,8 @@
 The webhook body is one a Slack or Microsoft Teams incoming webhook accepts as is: ``text``
 (a readable line) plus structured fields — Slack's ``attachments[].fields`` and a
 machine-readable ``alert`` object for any other receiver (Teams shows ``text`` and ignores
-the rest). It is built once, when the alert opens, and stored on each delivery, so every
-attempt sends the same bytes.
+the rest). It is built at send time from the alert's stored fields (its facts are fixed
+when it opens), so every attempt sends the same bytes unless the rule or company is renamed.
 """
 
 from __future__ import annotations
@@ -119,6 +119,23 @@ def alert_payload(
             }
         ],
     }
+
+
+def alert_payload_of(alert, event: str = "alert.opened") -> dict:
+    """The body for a stored alert (its rule and company loaded with it)."""
+    return alert_payload(
+        alert_id=alert.pk,
+        opened_at=alert.opened_at,
+        day=alert.day,
+        rule={"id": alert.rule_id, "name": alert.rule.name, "kind": alert.rule.kind},
+        company={
+            "id": alert.company_id,
+            "name": alert.company.name,
+            "external_id": alert.company.external_id,
+        },
+        facts=alert.facts,
+        event=event,
+    )
 
 
 def payload_bytes(payload: dict) -> bytes:
