@@ -111,3 +111,21 @@ def test_daily_chain_on_a_real_worker_ends_in_a_signed_webhook_call(settings):
         assert call.json["alert"]["rule"]["name"] == "Usage drop"
     finally:
         receiver.stop()
+
+
+def test_procfile_runs_the_notifications_queue_apart_from_the_ingest_workers():
+    from pathlib import Path
+
+    from django.conf import settings
+
+    lines = (Path(settings.BASE_DIR) / "Procfile").read_text().splitlines()
+    consumed: dict[str, set[str]] = {}
+    for line in lines:
+        name, _, command = line.partition(":")
+        if " worker " in command and " -Q " in command:
+            queues = command.split(" -Q ", 1)[1].split()[0]
+            consumed[name.strip()] = set(queues.split(","))
+    every = set().union(*consumed.values())
+    assert {q.name for q in settings.CELERY_QUEUES} <= every
+    assert [name for name, queues in consumed.items() if "notifications" in queues] == ["notify"]
+    assert "ingest" not in consumed["notify"]
