@@ -11,24 +11,27 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import shared_task
+from django.conf import settings
 
 from .alerts import alerts_evaluate
 from .notifications import deliveries_send_due
 
-# Default entries for the schedules registry (django-celery-beat, seeded by an ensure
-# service, editable in the admin). The evaluation itself is chained after the daily score
-# recompute (health.recompute_scores queues it), so only the delivery sweep needs an entry.
-ALERT_SCHEDULES = (
-    {
-        "name": "Send due alert notifications (sweep)",
-        "task": "health.deliver_notifications",
-        "queue": "notifications",
-        "interval": {"every": 60, "period": "seconds"},
-        "kwargs": {},
-        "description": "Sends notification deliveries that are due: new ones a lost nudge "
-        "left behind, and retries whose next attempt time has come.",
-    },
-)
+
+# Default entries for the schedules registry (django-celery-beat, created once, editable in
+# the admin), with the fields of ``planhat_segment.schedules.PeriodicDefault``, so each maps
+# as ``PeriodicDefault(**entry)``. The evaluation itself is chained after the daily score
+# recompute (``health.recompute_scores`` queues it), so only the delivery sweep needs one.
+def alert_schedules() -> list[dict]:
+    return [
+        {
+            "name": "Send due alert notifications (health)",
+            "task": "health.deliver_notifications",
+            "queue": "notifications",
+            "every_seconds": settings.NOTIFICATIONS_SWEEP_EVERY_SECONDS,
+            "description": "Sends the notification deliveries that are due: new ones a lost "
+            "nudge left behind, and retries whose next attempt time has come.",
+        },
+    ]
 
 
 @shared_task(name="health.evaluate_alerts", queue="default", ignore_result=True)

@@ -337,6 +337,8 @@ NOTIFICATIONS_BACKOFF_SECONDS = env.float("NOTIFICATIONS_BACKOFF_SECONDS", defau
 NOTIFICATIONS_BACKOFF_MAX_SECONDS = env.float("NOTIFICATIONS_BACKOFF_MAX_SECONDS", default=3600)
 NOTIFICATIONS_LEASE_SECONDS = env.int("NOTIFICATIONS_LEASE_SECONDS", default=300)
 NOTIFICATIONS_SWEEP_MAX_SECONDS = env.float("NOTIFICATIONS_SWEEP_MAX_SECONDS", default=50)
+# The default interval of beat's delivery sweep (health.deliver_notifications).
+NOTIFICATIONS_SWEEP_EVERY_SECONDS = env.int("NOTIFICATIONS_SWEEP_EVERY_SECONDS", default=60)
 # Deliveries run on a queue of their own: a slow receiver never holds an ingest worker.
 CELERY_QUEUES = [*CELERY_QUEUES, Queue("notifications", Exchange("notifications"), "notifications")]
 # One schema name for the health band choices (score bands and a rule's to_band share them).

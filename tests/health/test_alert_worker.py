@@ -129,3 +129,13 @@ def test_procfile_runs_the_notifications_queue_apart_from_the_ingest_workers():
     assert {q.name for q in settings.CELERY_QUEUES} <= every
     assert [name for name, queues in consumed.items() if "notifications" in queues] == ["notify"]
     assert "ingest" not in consumed["notify"]
+
+
+def test_schedule_entries_name_registered_tasks_on_their_queues():
+    from health.tasks_alerts import alert_schedules
+
+    for entry in alert_schedules():
+        task = app.tasks[entry["task"]]
+        assert task.queue == entry["queue"]
+        assert entry["every_seconds"] > 0
+        assert set(entry) == {"name", "task", "queue", "every_seconds", "description"}
