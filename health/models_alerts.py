@@ -269,7 +269,7 @@ class Alert(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Alert {self.pk}: {self.rule_id} on {self.company_id} ({self.status})"
+        return f"Alert {self.pk}: {self.rule} — {self.company} ({self.get_status_display()})"
 
     @property
     def is_active(self) -> bool:

@@ -161,13 +161,10 @@ class AlertAdmin(admin.ModelAdmin):
         "status_badge",
         "company_link",
         "rule",
-        "kind",
         "band",
         "summary",
         "opened_at",
-        "acknowledged_by",
         "resolved_at",
-        "resolution",
     )
     list_display_links = ("id", "summary")
     list_filter = ("status", "rule", "rule__kind", BandFilter, CompanyFilter, "resolution")
@@ -219,10 +216,6 @@ class AlertAdmin(admin.ModelAdmin):
     def company_link(self, obj: Alert) -> str:
         url = reverse("admin:planhat_segment_company_change", args=[obj.company_id])
         return format_html('<a href="{}">{}</a>', url, obj.company.name)
-
-    @admin.display(description="kind", ordering="rule__kind")
-    def kind(self, obj: Alert) -> str:
-        return obj.rule.get_kind_display()
 
     @admin.display(description="band now", ordering="company_band")
     def band(self, obj: Alert) -> str:
