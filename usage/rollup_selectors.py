@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from django.db import connection
 from django.db.models import (
     Count,
     DateTimeField,
@@ -387,9 +388,93 @@ def company_top_endusers(
         .annotate(total=Sum("count"), last_day=Max("day"))
         .order_by("-total", "enduser_id")[:limit]
     )
-    people = EndUser.objects.in_bulk([row[0] for row in top])
+    return _with_people([(enduser_id, int(total), last_day) for enduser_id, total, last_day in top])
+
+
+@dataclass(frozen=True)
+class EnduserActivity:
+    """One company's enduser activity over a range: daily and weekly distinct active
+    endusers (exact) and the most active endusers."""
+
+    per_day: list[tuple[dt.date, int]]
+    per_week: list[tuple[dt.date, int]]
+    top: list[dict]
+
+
+# One pass over the range's enduser-day rows, hashed two ways at once (GROUPING SETS) into
+# small tables: per day (distinct endusers = rows), and per enduser (activities, last day,
+# and a bitmask of the weeks the enduser was active in). Weekly distinct counts are then
+# exact bit counts over the endusers' masks, and the top endusers come from the same rows.
+# Hashing (week, enduser) pairs instead, or three separate scans, cost 3-4x as much here.
+_ENDUSER_ACTIVITY_SQL = """
+WITH g AS (
+    SELECT day, enduser_id, count(*) AS n, sum(count) AS total, max(day) AS last_day,
+           bit_or(1::bigint << ((day - %(monday)s::date) / 7)) AS weeks,
+           GROUPING(day) AS by_user
+    FROM usage_enduserday
+    WHERE company_id = %(company)s AND day >= %(first)s AND day <= %(last)s
+    GROUP BY GROUPING SETS ((day), (enduser_id))
+)
+SELECT 'day', day, NULL::bigint, n, NULL::date FROM g WHERE by_user = 0
+UNION ALL
+SELECT 'week', NULL, w, count(*), NULL
+FROM g CROSS JOIN generate_series(0, %(weeks)s - 1) AS w
+WHERE by_user = 1 AND (weeks >> w) & 1 = 1
+GROUP BY w
+UNION ALL (
+    SELECT 'user', NULL, enduser_id, total, last_day FROM g WHERE by_user = 1
+    ORDER BY total DESC, enduser_id LIMIT %(limit)s
+)
+"""
+MAX_MASK_WEEKS = 63
+
+
+def company_enduser_activity(
+    *, company_id: int, first: dt.date, last: dt.date, limit: int = 10
+) -> EnduserActivity:
+    """Daily and weekly distinct active endusers (exact) and the top endusers of one company.
+
+    PostgreSQL: one statement reading the range once (ranges up to 63 weeks). Elsewhere,
+    and for longer ranges: the three selectors.
+    """
+    monday = first - dt.timedelta(days=first.weekday())
+    weeks = (last - monday).days // 7 + 1
+    if connection.vendor != "postgresql" or weeks > MAX_MASK_WEEKS:
+        return EnduserActivity(
+            per_day=company_active_enduser_series(company_id=company_id, first=first, last=last),
+            per_week=company_active_enduser_series(
+                company_id=company_id, first=first, last=last, period="week"
+            ),
+            top=company_top_endusers(company_id=company_id, first=first, last=last, limit=limit),
+        )
+    params = {
+        "company": company_id,
+        "first": first,
+        "last": last,
+        "monday": monday,
+        "weeks": weeks,
+        "limit": limit,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_ENDUSER_ACTIVITY_SQL, params)
+        rows = cursor.fetchall()
+    per_day, per_week, ranked = [], [], []
+    for kind, day, key, number, last_day in rows:
+        if kind == "day":
+            per_day.append((day, int(number)))
+        elif kind == "week":
+            per_week.append((monday + dt.timedelta(weeks=int(key)), int(number)))
+        else:
+            ranked.append((key, int(number), last_day))
+    return EnduserActivity(
+        per_day=sorted(per_day), per_week=sorted(per_week), top=_with_people(ranked)
+    )
+
+
+def _with_people(ranked: list[tuple[int, int, dt.date]]) -> list[dict]:
+    people = EndUser.objects.in_bulk([enduser_id for enduser_id, _, _ in ranked])
     result = []
-    for enduser_id, total, last_day in top:
+    for enduser_id, total, last_day in ranked:
         person = people.get(enduser_id)
         result.append(
             {
@@ -397,7 +482,7 @@ def company_top_endusers(
                 "name": person.display_name if person else f"enduser {enduser_id}",
                 "email": person.email if person else None,
                 "external_id": person.external_id if person else None,
-                "total": int(total),
+                "total": total,
                 "last_day": last_day,
             }
         )

@@ -86,21 +86,17 @@ def company_trends(
         Series(action, sorted(by_day_action[action].items())) for action in order
     ]
 
-    per_day = rollups.company_active_enduser_series(
-        company_id=company.pk, first=since, last=until, period="day"
-    )
+    endusers = rollups.company_enduser_activity(company_id=company.pk, first=since, last=until)
     trends.active_per_day = [
-        Series("Active endusers", [(day.isoformat(), users) for day, users in per_day])
+        Series("Active endusers", [(day.isoformat(), users) for day, users in endusers.per_day])
     ]
-    per_week = rollups.company_active_enduser_series(
-        company_id=company.pk, first=since, last=until, period="week"
-    )
     trends.active_per_week = [
-        Series("Active endusers (week)", [(week.isoformat(), users) for week, users in per_week])
+        Series(
+            "Active endusers (week)",
+            [(week.isoformat(), users) for week, users in endusers.per_week],
+        )
     ]
-    trends.top_endusers = rollups.company_top_endusers(
-        company_id=company.pk, first=since, last=until
-    )
+    trends.top_endusers = endusers.top
     return trends
 
 

@@ -8,7 +8,6 @@ imports them: a panel is a callable ``(request, company, days) -> HTML or None``
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
@@ -18,7 +17,7 @@ from django.utils.safestring import SafeString
 
 from planhat_segment.models import Company, EndUser
 
-from .trends import RANGES, company_trends, enduser_trends
+from .trends import RANGES, Series, company_trends, enduser_trends
 
 CompanyPanel = Callable[[HttpRequest, Company, int], SafeString | None]
 _company_panels: list[CompanyPanel] = []
@@ -36,6 +35,11 @@ def _panels(request: HttpRequest, company: Company, days: int) -> list[SafeStrin
     return [html for html in rendered if html]
 
 
+def _chart(series: list[Series]) -> list[dict]:
+    # Not dataclasses.asdict: it deep-copies every point (~70 ms for a 365-day page).
+    return [{"label": s.label, "points": s.points} for s in series]
+
+
 def _days(request: HttpRequest) -> int:
     try:
         days = int(request.GET.get("days", RANGES[0]))
@@ -50,10 +54,10 @@ def company_trends_view(request: HttpRequest, company_id: int) -> HttpResponse:
     trends = company_trends(company=company, days=days)
     chart_data = {
         "labels": trends.labels,
-        "metrics": [asdict(s) for s in trends.metric_series],
-        "actions": [asdict(s) for s in trends.action_series],
-        "activePerDay": [asdict(s) for s in trends.active_per_day],
-        "activePerWeek": [asdict(s) for s in trends.active_per_week],
+        "metrics": _chart(trends.metric_series),
+        "actions": _chart(trends.action_series),
+        "activePerDay": _chart(trends.active_per_day),
+        "activePerWeek": _chart(trends.active_per_week),
     }
     return TemplateResponse(
         request,
@@ -73,7 +77,7 @@ def company_trends_view(request: HttpRequest, company_id: int) -> HttpResponse:
 def enduser_trends_view(request: HttpRequest, enduser_id: int) -> HttpResponse:
     enduser = get_object_or_404(EndUser.objects.select_related("company"), pk=enduser_id)
     trends = enduser_trends(enduser=enduser, days=_days(request))
-    chart_data = {"labels": trends.labels, "perDay": [asdict(s) for s in trends.per_day]}
+    chart_data = {"labels": trends.labels, "perDay": _chart(trends.per_day)}
     return TemplateResponse(
         request,
         "usage/enduser_trends.html",

@@ -222,3 +222,27 @@ def test_recount_from_activities_matches_the_selectors():
     assert sel.activity_counts(days=2, today=TODAY) == {enduser.company_id: 10}
     assert sel.activity_counts(days=2, today=TODAY, weighted=True) == {enduser.company_id: 5.0}
     assert sel.active_enduser_counts(days=2, today=TODAY) == {enduser.company_id: 2}
+
+
+def test_one_pass_enduser_activity_equals_the_separate_selectors():
+    """PostgreSQL answers daily / weekly actives and the top endusers in one statement; it
+    must agree with the three plain selectors (on SQLite it is those selectors)."""
+    company = CompanyFactory()
+    endusers = EndUserFactory.create_batch(6, company=company)
+    for i, enduser in enumerate(endusers):
+        for n in range(0, 40, i + 1):
+            usage_add(enduser=enduser, day=_day(n), count=i + 1)
+    usage_add(enduser=EndUserFactory(), day=_day(3))  # another company: left out
+    first, last = _day(35), TODAY
+    one = sel.company_enduser_activity(company_id=company.pk, first=first, last=last, limit=4)
+    assert one.per_day == sel.company_active_enduser_series(
+        company_id=company.pk, first=first, last=last
+    )
+    assert one.per_week == sel.company_active_enduser_series(
+        company_id=company.pk, first=first, last=last, period="week"
+    )
+    assert one.top == sel.company_top_endusers(
+        company_id=company.pk, first=first, last=last, limit=4
+    )
+    assert len(one.top) == 4
+    assert one.per_week[-1][1] == 6
