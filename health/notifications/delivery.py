@@ -21,7 +21,7 @@ import random
 import smtplib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import requests
 from django.conf import settings
@@ -313,7 +313,6 @@ class SweepSummary:
     delivered: int = 0
     retrying: int = 0
     failed: int = 0
-    by_status: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
