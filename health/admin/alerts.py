@@ -79,6 +79,18 @@ def _perm(codename: str):
     return has_permission
 
 
+def _declared(view, **methods):
+    """A view function carrying the permissions each HTTP method needs
+    (``required_permissions``, read by the project's route checks); the view itself checks
+    them too."""
+
+    def wrapped(request, *args, **kwargs):
+        return view(request, *args, **kwargs)
+
+    wrapped.required_permissions = {m.upper(): tuple(p) for m, p in methods.items()}
+    return wrapped
+
+
 def _facts_table(facts: dict) -> str:
     if not facts:
         return "—"
@@ -248,13 +260,11 @@ class AlertAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         wrap = self.admin_site.admin_view
+        acknowledge = _declared(self.acknowledge_view, POST=["health.acknowledge_alert"])
+        resolve = _declared(self.resolve_view, POST=["health.resolve_alert"])
         return [
-            path(
-                "<int:pk>/acknowledge/",
-                wrap(self.acknowledge_view),
-                name="health_alert_acknowledge",
-            ),
-            path("<int:pk>/resolve/", wrap(self.resolve_view), name="health_alert_resolve"),
+            path("<int:pk>/acknowledge/", wrap(acknowledge), name="health_alert_acknowledge"),
+            path("<int:pk>/resolve/", wrap(resolve), name="health_alert_resolve"),
             *super().get_urls(),
         ]
 
@@ -441,10 +451,11 @@ class AlertRuleAdmin(admin.ModelAdmin):
         self._evaluate(request, list(queryset.values_list("pk", flat=True)))
 
     def get_urls(self):
+        evaluate = _declared(self.evaluate_view, POST=["health.evaluate_alertrule"])
         return [
             path(
                 "evaluate/",
-                self.admin_site.admin_view(self.evaluate_view),
+                self.admin_site.admin_view(evaluate),
                 name="health_alertrule_evaluate",
             ),
             *super().get_urls(),

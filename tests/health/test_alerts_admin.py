@@ -265,3 +265,15 @@ def test_command_prints_what_it_did(settings):
     assert "1 still active" in out.getvalue()
     with pytest.raises(Exception, match="No alert rule"):
         call_command("alerts_evaluate", "--rule", "nope")
+
+
+def test_custom_admin_views_declare_their_permissions():
+    from django.urls import resolve
+
+    for name, args, needed in (
+        ("admin:health_alert_acknowledge", [1], ("health.acknowledge_alert",)),
+        ("admin:health_alert_resolve", [1], ("health.resolve_alert",)),
+        ("admin:health_alertrule_evaluate", [], ("health.evaluate_alertrule",)),
+    ):
+        callback = resolve(reverse(name, args=args)).func
+        assert callback.required_permissions == {"POST": needed}
