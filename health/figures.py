@@ -90,9 +90,7 @@ class CompanyFigures:
 
 def mrr_by_currency(*, company_ids: Iterable[int] | QuerySet | None) -> dict[int, dict]:
     """MRR of each company's active licenses, per currency. One query."""
-    qs = License.objects.filter(status=License.Status.ACTIVE)
-    if company_ids is not None:
-        qs = qs.filter(company_id__in=company_ids)
+    qs = usage.scoped(License.objects.filter(status=License.Status.ACTIVE), company_ids)
     result: dict[int, dict[str, Decimal]] = defaultdict(dict)
     for company_id, currency, total in (
         qs.order_by().values_list("company_id", "currency").annotate(total=Sum("mrr"))
@@ -135,8 +133,8 @@ def figures_fetch(
     today: dt.date,
 ) -> CompanyFigures:
     """Fetch every distinct figure once for all the companies (a query or two per figure)."""
-    if company_ids is not None and not isinstance(company_ids, QuerySet):
-        company_ids = list(company_ids)
+    if company_ids is not None and not isinstance(company_ids, QuerySet | range):
+        company_ids = list(company_ids)  # iterated once per figure
     last_active = usage.last_activity_days(company_ids=company_ids, today=today)
     by_spec: dict[FigureSpec, dict[int, float | None]] = {}
     needs_mrr = needs_endusers = False

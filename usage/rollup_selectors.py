@@ -37,6 +37,7 @@ from planhat_segment.models import Company, EndUser
 
 from .models import Activity, CompanyActionDay, EnduserDay, MetricValue
 
+# None (every company), a range of pks, a queryset of ids, or any iterable of ids.
 CompanyIds = Iterable[int] | QuerySet | None
 Period = Literal["day", "week", "month"]
 UTC = dt.UTC
@@ -60,9 +61,14 @@ def window_days(*, days: int, today: dt.date | None = None) -> tuple[dt.date, dt
     return last - dt.timedelta(days=days - 1), last
 
 
-def _scoped(qs: QuerySet, company_ids: CompanyIds, field: str = "company_id") -> QuerySet:
+def scoped(qs: QuerySet, company_ids: CompanyIds, field: str = "company_id") -> QuerySet:
+    """``qs`` limited to some companies: ``None`` (all), a ``range`` of pks (a range
+    condition, which the (company, …) indexes serve as one range scan), a queryset of ids or
+    any iterable of ids."""
     if company_ids is None:
         return qs
+    if isinstance(company_ids, range) and company_ids.step == 1:
+        return qs.filter(**{f"{field}__gte": company_ids.start, f"{field}__lt": company_ids.stop})
     if not isinstance(company_ids, QuerySet):
         company_ids = list(company_ids)
     return qs.filter(**{f"{field}__in": company_ids})
@@ -92,7 +98,7 @@ def activity_counts(
     """
     column = "weighted_count" if weighted else "count"
     rows = (
-        _rows(_scoped(CompanyActionDay.objects.all(), company_ids), days, today, action)
+        _rows(scoped(CompanyActionDay.objects.all(), company_ids), days, today, action)
         .order_by()
         .values_list("company_id")
         .annotate(total=Sum(column))
@@ -128,7 +134,7 @@ def activity_changes(
     """
     first, last = window_days(days=days, today=today)
     previous_first = first - dt.timedelta(days=days)
-    qs = _scoped(CompanyActionDay.objects.all(), company_ids).filter(
+    qs = scoped(CompanyActionDay.objects.all(), company_ids).filter(
         day__gte=previous_first, day__lte=last
     )
     if action:
@@ -175,7 +181,7 @@ def active_enduser_counts(
     daily counts. Companies without active endusers are absent (0). One query.
     """
     rows = (
-        _rows(_scoped(EnduserDay.objects.all(), company_ids), days, today, None)
+        _rows(scoped(EnduserDay.objects.all(), company_ids), days, today, None)
         .order_by()
         .values_list("company_id")
         .annotate(users=Count("enduser_id", distinct=True))
@@ -186,7 +192,7 @@ def active_enduser_counts(
 def enduser_counts(*, company_ids: CompanyIds = None) -> dict[int, int]:
     """Endusers per company (test endusers left out). Companies without any are absent."""
     rows = (
-        _scoped(EndUser.objects.filter(is_test=False), company_ids)
+        scoped(EndUser.objects.filter(is_test=False), company_ids)
         .order_by()
         .values_list("company_id")
         .annotate(n=Count("id"))
@@ -203,7 +209,7 @@ def last_activity_days(
     """The last UTC day before ``today`` with activity, per company (absent: none ever)."""
     today = today or utc_today()
     rows = (
-        _scoped(CompanyActionDay.objects.filter(day__lt=today), company_ids)
+        scoped(CompanyActionDay.objects.filter(day__lt=today), company_ids)
         .order_by()
         .values_list("company_id")
         .annotate(last=Max("day"))
@@ -237,7 +243,7 @@ def last_activity_times(
         latest = latest.filter(occurred_at__lt=until)
     latest = latest.order_by("-occurred_at").values("occurred_at")[:1]
     rows = (
-        _scoped(Company.objects.filter(is_test=False), company_ids, field="pk")
+        scoped(Company.objects.filter(is_test=False), company_ids, field="pk")
         .order_by()
         .annotate(last=Subquery(latest, output_field=DateTimeField()))
         .filter(last__isnull=False)
@@ -262,7 +268,7 @@ def metric_latest_values(
         latest = latest.filter(occurred_at__lt=before)
     latest = latest.order_by("-occurred_at", "-id").values("value")[:1]
     rows = (
-        _scoped(Company.objects.all(), company_ids, field="pk")
+        scoped(Company.objects.all(), company_ids, field="pk")
         .order_by()
         .annotate(value=Subquery(latest, output_field=FloatField()))
         .filter(value__isnull=False)
