@@ -13,7 +13,7 @@ from django.db.models import DateField, OuterRef, Q, Subquery, Sum
 from planhat_segment.models import Company
 
 from .models import CompanyActionDay
-from .rollup_selectors import CompanyIds, _scoped, utc_today, window_days
+from .rollup_selectors import CompanyIds, scoped, utc_today, window_days
 
 
 def period_bounds(
@@ -41,7 +41,7 @@ def activity_period_totals(
     are absent (all zeros).
     """
     bounds = period_bounds(days=days, periods=periods, today=today)
-    qs = _scoped(CompanyActionDay.objects.all(), company_ids).filter(
+    qs = scoped(CompanyActionDay.objects.all(), company_ids).filter(
         day__gte=bounds[-1][0], day__lte=bounds[0][1]
     )
     if action:
@@ -64,7 +64,7 @@ def first_activity_days(*, company_ids: CompanyIds = None) -> dict[int, dt.date]
         CompanyActionDay.objects.filter(company=OuterRef("pk")).order_by("day").values("day")[:1]
     )
     rows = (
-        _scoped(Company.objects.all(), company_ids, field="pk")
+        scoped(Company.objects.all(), company_ids, field="pk")
         .order_by()
         .annotate(first=Subquery(first, output_field=DateField()))
         .filter(first__isnull=False)
@@ -89,7 +89,7 @@ def last_activity_days_before(
         .values("day")[:1]
     )
     rows = (
-        _scoped(Company.objects.all(), company_ids, field="pk")
+        scoped(Company.objects.all(), company_ids, field="pk")
         .order_by()
         .annotate(last=Subquery(last, output_field=DateField()))
         .filter(last__isnull=False)
