@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-SUITES = ["ingest", "processing", "push", "trends", "health"]
+SUITES = ["ingest", "processing", "push", "trends", "health", "alerts"]
 RESULTS_DIR = Path(__file__).parent / "results"
 
 

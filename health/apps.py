@@ -13,6 +13,11 @@ class HealthConfig(AppConfig):
     verbose_name = "Customer health"
 
     def ready(self) -> None:
+        from planhat_segment.schedules import periodic_defaults_register
+
+        from .schedules import periodic_defaults
+
+        periodic_defaults_register(*periodic_defaults())
         from . import receivers  # noqa: F401  (re-score companies after their writes)
         from .extensions import company_api_extend, trends_panel_register
 

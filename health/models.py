@@ -301,3 +301,13 @@ class HealthScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.company_id} {self.day}: {self.score if self.score is not None else '—'}"
+
+
+# Alert rules, alerts, webhooks and deliveries live in their own module (Django finds them here).
+from .models_alerts import (  # noqa: E402, F401
+    Alert,
+    AlertRule,
+    Delivery,
+    DeliveryAttempt,
+    Webhook,
+)

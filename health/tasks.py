@@ -6,25 +6,9 @@ import datetime as dt
 
 from celery import shared_task
 
+from .notifications.queue import alerts_evaluate_queue
 from .services import health_scores_recompute
-
-# The daily recompute, for the schedules registry (django-celery-beat, seeded by an ensure
-# service, editable in the admin): 00:30 UTC, after the day's last events have settled.
-DAILY_SCHEDULE = {
-    "name": "Recompute health scores (daily)",
-    "task": "health.recompute_scores",
-    "queue": "default",
-    "crontab": {
-        "minute": "30",
-        "hour": "0",
-        "day_of_week": "*",
-        "day_of_month": "*",
-        "month_of_year": "*",
-        "timezone": "UTC",
-    },
-    "kwargs": {},
-    "description": "Scores every company for today from the complete UTC days before it.",
-}
+from .tasks_alerts import deliver_notifications, evaluate_alerts  # noqa: F401 (registers them)
 
 
 @shared_task(name="health.recompute_scores", queue="default", ignore_result=True)
@@ -36,4 +20,6 @@ def recompute_scores(company_ids: list[int] | None = None, day: str | None = Non
     summary = health_scores_recompute(
         company_ids=company_ids, day=dt.date.fromisoformat(day) if day else None
     )
+    if company_ids is None:  # a full pass: evaluate the alert rules on the new scores
+        alerts_evaluate_queue(day=summary.day)
     return summary.as_dict()

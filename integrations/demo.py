@@ -23,6 +23,14 @@ DEMO_COMPANIES = [
     ("GLOBEX", "Globex", "globex.example", "Growth", Decimal("1500")),
     ("INITECH", "Initech", "initech.example", "Starter", Decimal("390")),
 ]
+# Usage shapes, so health scores show all three bands: Acme's usage doubled over the last
+# month (green), Globex's is steady (amber), Initech's faded and stopped 10 days ago (red,
+# and a usage-drop alert). Activities per person per day, by days ago.
+DEMO_SHAPES = {
+    "ACME-001": lambda ago: (2, 4) if ago <= 30 else (1, 2),
+    "GLOBEX": lambda ago: (1, 3),
+    "INITECH": lambda ago: (0, 0) if ago <= 10 else (0, 2) if ago <= 30 else (2, 4),
+}
 DEMO_PEOPLE = ["Ana Lima", "Peter Gibbons", "Milton Waddams", "Samir Nagheenanajar"]
 DEMO_ACTIONS = ["Report Downloaded", "Dashboard Viewed", "Invite Sent", "Export Created"]
 DEMO_METRICS = [
@@ -33,15 +41,18 @@ DEMO_METRICS = [
 
 
 @transaction.atomic
-def demo_workspace_load(*, days: int = 30, seed: int = 7) -> str:
-    """Create the demo objects and queue ~a month of usage and metrics as Segment events."""
+def demo_workspace_load(*, days: int = 60, seed: int = 7) -> str:
+    """Create the demo objects and queue two months of usage and metrics as Segment events
+    (rising, steady and falling usage: see ``DEMO_SHAPES``)."""
     rng = random.Random(seed)
     for key, label in DEMO_METRICS:
         MetricDefinition.objects.get_or_create(key=key, defaults={"label": label})
     start = timezone.now().date() - dt.timedelta(days=days)
     messages: list[dict] = []
     for ext_id, name, domain, plan, mrr in DEMO_COMPANIES:
-        company, _ = Company.objects.get_or_create(external_id=ext_id, defaults={"name": name})
+        company, _ = Company.objects.get_or_create(
+            external_id=ext_id, defaults={"name": name, "owner_email": f"owner@{domain}"}
+        )
         CompanyDomain.objects.get_or_create(domain=domain, defaults={"company": company})
         License.objects.get_or_create(
             external_id=f"{ext_id}-LIC",
@@ -78,8 +89,9 @@ def _demo_events(rng: random.Random, company_id: str, days: int) -> list[dict]:
     now = timezone.now()
     for day in range(days + 1):
         when = now - dt.timedelta(days=days - day, hours=1)  # never in the future
+        low, high = DEMO_SHAPES[company_id](days - day)
         for i in range(len(DEMO_PEOPLE)):
-            for _ in range(rng.randint(0, 3)):
+            for _ in range(rng.randint(low, high)):
                 events.append(
                     {
                         "type": "track",

@@ -85,6 +85,13 @@ class Company(WorkspaceObject):
         default=False,
         help_text="Test data (from 'Send test event'): left out of charts and pushes.",
     )
+    owner_email = models.EmailField(
+        "owner email",
+        max_length=254,
+        blank=True,
+        default="",
+        help_text="Who looks after this company: alert rules may notify this address.",
+    )
 
     class Meta:
         verbose_name_plural = "companies"

@@ -51,6 +51,7 @@ class CompanySerializer(WorkspaceObjectSerializer):
             "external_id",
             "name",
             "email_domains",
+            "owner_email",
             "custom",
             "is_test",
             "created_at",

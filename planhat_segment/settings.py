@@ -329,3 +329,38 @@ BULK_UPSERT_MAX_ITEMS = env.int("BULK_UPSERT_MAX_ITEMS", default=5000)
 BULK_UPSERT_MAX_BYTES = env.int("BULK_UPSERT_MAX_BYTES", default=32 * 1024 * 1024)
 # The largest page a client may ask for with ?page_size= (the default is API_PAGE_SIZE).
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=1000)
+
+# --- Alerts and notifications (health) ------------------------------------------------------
+# Documented in README.md ("Alerts and notifications"). Email goes through Django's backend:
+# the console locally (printed by the worker), SMTP when EMAIL_URL or EMAIL_HOST is set.
+if env("EMAIL_URL", default=""):
+    # e.g. smtp+tls://user:password@smtp.example.com:587 (django-environ's email URL)
+    globals().update(env.email_url("EMAIL_URL"))
+elif env("EMAIL_HOST", default=""):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = env("EMAIL_HOST")
+    EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+    EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+    EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+    EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
+else:
+    EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Planhat alerts <alerts@localhost>")
+# Hosts a webhook may target even though they resolve to a private / loopback address.
+WEBHOOK_ALLOWED_HOSTS = env.list("WEBHOOK_ALLOWED_HOSTS", default=[])
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=8)
+NOTIFICATIONS_BACKOFF_SECONDS = env.float("NOTIFICATIONS_BACKOFF_SECONDS", default=30)
+NOTIFICATIONS_BACKOFF_MAX_SECONDS = env.float("NOTIFICATIONS_BACKOFF_MAX_SECONDS", default=3600)
+NOTIFICATIONS_LEASE_SECONDS = env.int("NOTIFICATIONS_LEASE_SECONDS", default=300)
+NOTIFICATIONS_SWEEP_MAX_SECONDS = env.float("NOTIFICATIONS_SWEEP_MAX_SECONDS", default=50)
+# The default interval of beat's delivery sweep (health.deliver_notifications).
+NOTIFICATIONS_SWEEP_EVERY_SECONDS = env.int("NOTIFICATIONS_SWEEP_EVERY_SECONDS", default=60)
+# Deliveries run on a queue of their own: a slow receiver never holds an ingest worker.
+CELERY_QUEUES = [*CELERY_QUEUES, Queue("notifications", Exchange("notifications"), "notifications")]
+# One schema name for the health band choices (score bands and a rule's to_band share them).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    **SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES", {}),
+    "BandEnum": "health.models.Band",
+}

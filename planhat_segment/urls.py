@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/", include("usage.api_urls")),
     path("api/", include("warehouse_sync.api_urls")),
     path("api/", include("health.api_urls")),
+    path("api/", include("health.api_alerts_urls")),
     path("healthz", healthz, name="healthz"),
     path("", include("usage.urls")),  # /dock/segment and /v1/* (Segment ingest)
 ]

@@ -60,7 +60,7 @@ class ObjectSpec:
 SPECS: dict[type[WorkspaceObject], ObjectSpec] = {
     spec.model: spec
     for spec in (
-        ObjectSpec("company", Company, ("external_id", "name", "custom")),
+        ObjectSpec("company", Company, ("external_id", "name", "custom", "owner_email")),
         ObjectSpec(
             "enduser",
             EndUser,

@@ -23,12 +23,20 @@ def test_task_recomputes_and_returns_a_summary():
     assert HealthScore.objects.filter(company=company, day=dt.date(2026, 3, 15)).exists()
 
 
-def test_daily_schedule_entry_names_the_task_and_a_daily_crontab():
-    entry = tasks.DAILY_SCHEDULE
-    assert entry["task"] == tasks.recompute_scores.name == "health.recompute_scores"
-    assert entry["queue"] == "default"
-    assert entry["crontab"]["hour"] == "0"
-    assert entry["crontab"]["day_of_week"] == "*"
+def test_schedules_ensure_creates_the_daily_recompute_and_the_delivery_sweep():
+    from django_celery_beat.models import PeriodicTask
+
+    from planhat_segment.services.schedules import schedules_ensure
+
+    PeriodicTask.objects.filter(task__startswith="health.").delete()
+    schedules_ensure()
+    daily = PeriodicTask.objects.get(task=tasks.recompute_scores.name)
+    assert daily.queue == "default"
+    assert (daily.crontab.minute, daily.crontab.hour, daily.crontab.day_of_week) == ("30", "0", "*")
+    assert str(daily.crontab.timezone) == "UTC"
+    sweep = PeriodicTask.objects.get(task="health.deliver_notifications")
+    assert sweep.queue == "notifications"
+    assert sweep.interval is not None
 
 
 def test_company_write_signal_publishes_a_recompute_for_those_companies():

@@ -10,7 +10,6 @@ from django_celery_beat.models import PeriodicTask
 from integrations.models import IntegrationSettings, MetricDefinition
 from planhat_segment.models import Company, EndUser
 from usage.models import Activity, InboxEvent, MetricValue
-from usage.services import inbox_drain
 
 pytestmark = pytest.mark.django_db
 
@@ -56,9 +55,9 @@ def test_bootstrap_demo_loads_a_workspace_processed_by_the_pipeline(settings, tm
     assert Company.objects.count() == 3
     assert EndUser.objects.count() == 12
     assert MetricDefinition.objects.count() == 3
-    queued = InboxEvent.objects.filter(status="pending").count()
+    # The demo processes what it queued at once (its health scores and alerts need it).
+    queued = InboxEvent.objects.count()
     assert queued > 100
-    inbox_drain()
     assert InboxEvent.objects.filter(status="processed").count() == queued
     assert Activity.objects.exists()
     assert MetricValue.objects.exists()

@@ -34,6 +34,10 @@ class Command(BaseCommand):
 
             summary = demo_workspace_load()
             self.stdout.write(self.style.SUCCESS(f"Demo workspace: {summary}"))
+            from health.demo import demo_health_show
+
+            for line in demo_health_show():
+                self.stdout.write(line)
         instructions = connection_instructions(integration=integration)
         admin_url = f"http://{host}:{port}/admin/"
         lines = [
