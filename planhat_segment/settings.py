@@ -328,3 +328,22 @@ BULK_UPSERT_MAX_ITEMS = env.int("BULK_UPSERT_MAX_ITEMS", default=5000)
 BULK_UPSERT_MAX_BYTES = env.int("BULK_UPSERT_MAX_BYTES", default=32 * 1024 * 1024)
 # The largest page a client may ask for with ?page_size= (the default is API_PAGE_SIZE).
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=1000)
+
+# --- faults, limits and privacy (issue 9) -----------------------------------------------
+# Documented in README.md ("Receiving Segment events", "Recovery", "Privacy", "Logs").
+# Before the write key is checked (analytics.js sends it in the body) a /v1 request may be at
+# most this big: a Segment batch is at most 500 KB; the margin covers the envelope.
+INGEST_UNAUTHENTICATED_MAX_BODY_BYTES = env.int(
+    "INGEST_UNAUTHENTICATED_MAX_BODY_BYTES", default=1024 * 1024
+)
+# Messages per request (Segment's own batches stay under 4,000); more is a 413.
+INGEST_MAX_ITEMS = env.int("INGEST_MAX_ITEMS", default=10_000)
+# A database that hangs gives a fast 503: the ingest INSERT's own statement timeout (SET LOCAL,
+# that statement only) and a client-side bound on all of a request's database work.
+INGEST_STATEMENT_TIMEOUT_MS = env.int("INGEST_STATEMENT_TIMEOUT_MS", default=3000)
+INGEST_DATABASE_DEADLINE_SECONDS = env.float("INGEST_DATABASE_DEADLINE_SECONDS", default=4.0)
+DATABASE_CONNECT_TIMEOUT_SECONDS = env.int("DATABASE_CONNECT_TIMEOUT_SECONDS", default=3)
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", DATABASE_CONNECT_TIMEOUT_SECONDS
+    )
