@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 logger = logging.getLogger(__name__)
 
@@ -112,10 +112,13 @@ def database_deadline(seconds: float) -> Iterator[None]:
     raises ``OperationalError`` (a ``DatabaseError``) in this thread; the connection is
     closed afterwards and the next request opens a fresh one.
     """
-    if seconds <= 0 or connection.vendor != "postgresql":
+    # The wrapper itself, not django.db.connection: that proxy would resolve to the
+    # watchdog thread's own connection when the watchdog reads it.
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    if seconds <= 0 or wrapper.vendor != "postgresql":
         yield
         return
-    entry = _Entry(time.monotonic() + seconds, connection)
+    entry = _Entry(time.monotonic() + seconds, wrapper)
     dog = watchdog()
     key = threading.get_ident()
     dog.entries[key] = entry
@@ -127,4 +130,4 @@ def database_deadline(seconds: float) -> Iterator[None]:
         dog.entries.pop(key, None)
         if entry.fired:
             # Cut even if the work finished just in time: the socket is unusable either way.
-            connection.close()
+            wrapper.close()
