@@ -347,3 +347,10 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", DATABASE_CONNECT_TIMEOUT_SECONDS
     )
+# Recovery: a drain that meets a database error is retried with backoff up to this cap, this
+# many times; the sweep drains rows pending longer than USAGE_SWEEP_SOON_SECONDS and, while
+# rows are pending, runs again after that long, at most USAGE_SWEEP_FOLLOW_UPS times per beat.
+USAGE_DRAIN_RETRY_BACKOFF_MAX_SECONDS = env.int("USAGE_DRAIN_RETRY_BACKOFF_MAX_SECONDS", default=5)
+USAGE_DRAIN_MAX_RETRIES = env.int("USAGE_DRAIN_MAX_RETRIES", default=120)
+USAGE_SWEEP_SOON_SECONDS = env.int("USAGE_SWEEP_SOON_SECONDS", default=10)
+USAGE_SWEEP_FOLLOW_UPS = env.int("USAGE_SWEEP_FOLLOW_UPS", default=5)

@@ -101,7 +101,7 @@ def test_statement_blocked_in_the_database_is_cut_by_its_own_timeout(client, tok
     params.pop("prepare_threshold", None)
     table = InboxEvent._meta.db_table
     with psycopg.connect(**params) as locker:
-        locker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")  # noqa: S608
+        locker.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
         response = post(client, token, "blocked")
         assert response.status_code == 503
         locker.rollback()
