@@ -275,7 +275,6 @@ WAREHOUSE_PUSH_MAX_FAILED_BATCHES = env.int("WAREHOUSE_PUSH_MAX_FAILED_BATCHES",
 WAREHOUSE_PUSH_CONCURRENCY = env.int("WAREHOUSE_PUSH_CONCURRENCY", default=2)
 WAREHOUSE_PUSH_CHUNK_SIZE = env.int("WAREHOUSE_PUSH_CHUNK_SIZE", default=2_000)
 WAREHOUSE_PUSH_SAFETY_MARGIN_SECONDS = env.int("WAREHOUSE_PUSH_SAFETY_MARGIN_SECONDS", default=300)
-WAREHOUSE_PUSH_LEASE_SECONDS = env.int("WAREHOUSE_PUSH_LEASE_SECONDS", default=600)
 # Hours (UTC) of the push's periodic task entry when it is first created (warehouse_sync/
 # schedules.py); the admin owns the entry afterwards.
 WAREHOUSE_PUSH_SCHEDULE_HOURS = env("WAREHOUSE_PUSH_SCHEDULE_HOURS", default="0,8,16")
@@ -354,3 +353,11 @@ USAGE_DRAIN_RETRY_BACKOFF_MAX_SECONDS = env.int("USAGE_DRAIN_RETRY_BACKOFF_MAX_S
 USAGE_DRAIN_MAX_RETRIES = env.int("USAGE_DRAIN_MAX_RETRIES", default=120)
 USAGE_SWEEP_SOON_SECONDS = env.int("USAGE_SWEEP_SOON_SECONDS", default=10)
 USAGE_SWEEP_FOLLOW_UPS = env.int("USAGE_SWEEP_FOLLOW_UPS", default=5)
+# The push's lease: a heartbeat thread renews it every WAREHOUSE_PUSH_HEARTBEAT_SECONDS from
+# when a worker takes the run over, so a run whose worker died lapses within the lease and is
+# reaped (every WAREHOUSE_REAP_EVERY_SECONDS) within a minute. A run no worker has taken yet
+# keeps WAREHOUSE_PUSH_QUEUED_LEASE_SECONDS (the warehouse queue may be busy).
+WAREHOUSE_PUSH_LEASE_SECONDS = env.int("WAREHOUSE_PUSH_LEASE_SECONDS", default=30)
+WAREHOUSE_PUSH_HEARTBEAT_SECONDS = env.float("WAREHOUSE_PUSH_HEARTBEAT_SECONDS", default=10)
+WAREHOUSE_PUSH_QUEUED_LEASE_SECONDS = env.int("WAREHOUSE_PUSH_QUEUED_LEASE_SECONDS", default=600)
+WAREHOUSE_REAP_EVERY_SECONDS = env.int("WAREHOUSE_REAP_EVERY_SECONDS", default=20)
