@@ -350,6 +350,9 @@ INGEST_UNAUTHENTICATED_MAX_BODY_BYTES = env.int(
 )
 # Messages per request (Segment's own batches stay under 4,000); more is a 413.
 INGEST_MAX_ITEMS = env.int("INGEST_MAX_ITEMS", default=10_000)
+# JSON values per request, counted on the raw body before parsing (a parse costs ~100 bytes
+# per value): bounds a request's memory whatever its shape; more is a 413.
+INGEST_MAX_JSON_VALUES = env.int("INGEST_MAX_JSON_VALUES", default=1_000_000)
 # A database that hangs gives a fast 503: the ingest INSERT's own statement timeout (SET LOCAL,
 # that statement only) and a client-side bound on all of a request's database work.
 INGEST_STATEMENT_TIMEOUT_MS = env.int("INGEST_STATEMENT_TIMEOUT_MS", default=3000)
