@@ -377,3 +377,6 @@ WAREHOUSE_PUSH_LEASE_SECONDS = env.int("WAREHOUSE_PUSH_LEASE_SECONDS", default=3
 WAREHOUSE_PUSH_HEARTBEAT_SECONDS = env.float("WAREHOUSE_PUSH_HEARTBEAT_SECONDS", default=10)
 WAREHOUSE_PUSH_QUEUED_LEASE_SECONDS = env.int("WAREHOUSE_PUSH_QUEUED_LEASE_SECONDS", default=600)
 WAREHOUSE_REAP_EVERY_SECONDS = env.int("WAREHOUSE_REAP_EVERY_SECONDS", default=20)
+# Workers reconnect to a broker that went away every second or two (Celery's default backs off
+# to 30 s): planhat_segment/worker.py.
+CELERY_WORKER_CONSUMER = "planhat_segment.worker:FastReconnectConsumer"
