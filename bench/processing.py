@@ -335,16 +335,18 @@ def _interleaved() -> dict:
 
     spent = {True: 0.0, False: 0.0}
     events = {True: 0, False: 0}
-    rollups = True
+    rollups, warm = True, False  # the first claim warms caches up and is not counted
     while True:
         began = time.perf_counter()
         with inbox_claimed() as claim:
             if claim is None:
                 break
             done = claim_process(claim=claim, now=timezone.now(), rollups=rollups).events
-        spent[rollups] += time.perf_counter() - began  # claim to commit
-        events[rollups] += done
-        rollups = not rollups
+        if warm:
+            spent[rollups] += time.perf_counter() - began  # claim to commit
+            events[rollups] += done
+            rollups = not rollups
+        warm = True
     return {
         "on_events_per_s": events[True] / spent[True],
         "off_events_per_s": events[False] / spent[False],
