@@ -227,7 +227,7 @@ def _baseline(n_events: int) -> float:
             )
             dict(cur.fetchall())
             cur.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS staging (LIKE usage_activity)"
+                "CREATE TEMP TABLE IF NOT EXISTS staging (LIKE usage_activity INCLUDING DEFAULTS)"
                 " ON COMMIT DELETE ROWS"
             )
             with cur.copy(

@@ -108,9 +108,6 @@ def _demo_events(rng: random.Random, company_id: str, days: int) -> list[dict]:
 
 
 def _queue(messages: list[dict]) -> int:
-    from usage.sample_events import messages_ingest
-    from usage.services import inbox_drain_nudge
+    from usage.ingest.services import messages_ingest
 
-    accepted, _, _ = messages_ingest(items=messages)
-    inbox_drain_nudge()
-    return accepted
+    return messages_ingest(items=messages).accepted  # nudges a drain once committed

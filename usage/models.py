@@ -57,12 +57,20 @@ class InboxEvent(models.Model):
     # Parsed from timestamp / originalTimestamp, else received_at: processing order.
     occurred_at = models.DateTimeField(null=True, blank=True)
 
+    # db_default too: ingest's raw INSERT leaves these columns to the database.
     status = models.CharField(
-        max_length=16, choices=InboxStatus.choices, default=InboxStatus.PENDING
+        max_length=16,
+        choices=InboxStatus.choices,
+        default=InboxStatus.PENDING,
+        db_default=InboxStatus.PENDING,
     )
-    reason = models.CharField(max_length=32, choices=DropReason.choices, blank=True, default="")
-    detail = models.TextField(blank=True, default="", help_text="Error or note, for people.")
-    attempts = models.PositiveSmallIntegerField(default=0)
+    reason = models.CharField(
+        max_length=32, choices=DropReason.choices, blank=True, default="", db_default=""
+    )
+    detail = models.TextField(
+        blank=True, default="", db_default="", help_text="Error or note, for people."
+    )
+    attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
     # Claim lease: a row in PROCESSING whose lease lapsed is claimable again.
     claimed_until = models.DateTimeField(null=True, blank=True)
     # Which claim holds the row: a worker writes outcomes only to rows still carrying its own

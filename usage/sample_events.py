@@ -1,9 +1,9 @@
 """'Send test event': a sample identify and track through the real pipeline, in-process.
 
 The page must not POST to its own server (a single sync worker would deadlock, DESIGN.md
-§7), so the messages go through the same validation and inbox insert as the endpoint, then
-through one bounded drain in this process. The test company and enduser are flagged
-``is_test``: charts and the warehouse push leave them out.
+§7), so the messages go through the one ingest service the endpoints use, and then this
+request's own rows (no one else's) are processed in this process. The test company and
+enduser are flagged ``is_test``: charts, rollups and the warehouse push leave them out.
 """
 
 from __future__ import annotations
@@ -11,19 +11,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.utils import timezone
 
 from planhat_segment.models import Company, EndUser
 
-from .ingest.messages import messages_validate
-from .ingest.services import inbox_store
+from .ingest.services import messages_ingest
 from .models import InboxEvent, InboxStatus
 from .services import inbox_drain
 
 TEST_COMPANY_EXTERNAL_ID = "planhat-segment-test-company"
 TEST_USER_ID = "planhat-segment-test-user"
 TEST_EMAIL = "segment-test-user@example.invalid"
-# The drain claims oldest first: behind a backlog the test events may not be reached in time.
 DRAIN_SECONDS = 5
 
 
@@ -32,13 +31,6 @@ class SampleEventOutcome:
     kind: str
     ok: bool
     summary: str
-
-
-def messages_ingest(*, items: list[dict]) -> tuple[int, int, list[str]]:
-    """Store raw Segment messages as the endpoint does: (accepted, duplicates, rejections)."""
-    accepted, rejected = messages_validate(items=items)
-    result = inbox_store(messages=accepted, received_at=timezone.now())
-    return result.accepted, result.duplicates, [r.detail for r in rejected]
 
 
 def sample_events_send() -> list[SampleEventOutcome]:
@@ -76,8 +68,11 @@ def sample_events_send() -> list[SampleEventOutcome]:
             "properties": {"source": "integration page"},
         },
     ]
-    messages_ingest(items=messages)
-    inbox_drain(max_seconds=DRAIN_SECONDS)
+    # One transaction: the drain nudge that ingest asks for fires only after this request's
+    # rows are processed here, so no worker takes them meanwhile.
+    with transaction.atomic():
+        stored = messages_ingest(items=messages)
+        inbox_drain(max_seconds=DRAIN_SECONDS, request_id=stored.request_id)
     rows = {
         row.type: row
         for row in InboxEvent.objects.filter(message_id__in=[m["messageId"] for m in messages])

@@ -395,12 +395,12 @@ def test_switched_off_sections_still_answer_200_and_store(client, auth, integrat
 
 
 def test_database_refusing_the_write_is_503_with_retry_after(client, auth, monkeypatch):
-    import usage.ingest.views
+    import usage.ingest.services
 
     def refuse(**kwargs):
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr(usage.ingest.views, "inbox_store", refuse)
+    monkeypatch.setattr(usage.ingest.services, "inbox_store", refuse)
     response = post(client, "/dock/segment", track(), **auth)
     assert response.status_code == 503
     assert response["Retry-After"] == "10"

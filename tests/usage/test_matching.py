@@ -17,7 +17,7 @@ from django.utils import timezone
 from integrations.models import MetricDefinition
 from integrations.services import integration_ensure
 from planhat_segment.models import Asset, Company, CompanyDomain, EndUser, Project
-from tests.usage.test_processing_support import inbox_rows, row
+from tests.usage.processing_support import inbox_rows, row
 from usage.models import Activity, MetricValue
 from usage.services import inbox_drain
 

@@ -16,9 +16,9 @@ from integrations.models import MetricDefinition
 from integrations.services import integration_ensure
 from planhat_segment.models import Asset, Company, CompanyDomain, EndUser, Project
 from planhat_segment.signals import workspace_objects_changed
-from tests.usage.test_processing_support import fixture_rows, inbox_rows, row
+from tests.usage.processing_support import fixture_rows, inbox_rows, row
 from usage.models import Activity, DropReason, InboxEvent, InboxStatus, MetricValue
-from usage.processing import outputs
+from usage.processing import write
 from usage.processing.claim import inbox_claim
 from usage.processing.pipeline import claim_process
 from usage.services import (
@@ -146,9 +146,7 @@ def _request(n: int, **kwargs) -> uuid.UUID:
 
 
 def _claimed_rows(claim):
-    if claim.locked:  # PostgreSQL: the rows the claim returned (and holds locked)
-        return InboxEvent.objects.filter(pk__in=claim.row_ids)
-    return InboxEvent.objects.filter(claim_id=claim.claim_id)
+    return InboxEvent.objects.filter(pk__in=[r[0] for r in claim.rows()])
 
 
 def _claimed_requests(claim) -> dict:
@@ -156,14 +154,20 @@ def _claimed_requests(claim) -> dict:
     return {r: rows.filter(request_id=r).count() for r in rows.values_list("request_id", flat=True)}
 
 
-def _finished(claim):
-    """Finish a claim's rows the way processing would, so the next claim moves on.
+def _finished(claim) -> dict:
+    """Finish a claim's rows the way processing would, so the next claim moves on; returns
+    the requests it held.
 
     (These tests run in one transaction: on PostgreSQL our own row locks never make us skip
     rows, so a claimed row that is still pending would be claimed again.)
     """
+    requests = _claimed_requests(claim)
     _claimed_rows(claim).update(status=InboxStatus.PROCESSED)
-    return claim
+    return requests
+
+
+def _locks() -> bool:
+    return connection.vendor == "postgresql"
 
 
 def test_claim_takes_whole_requests_up_to_the_batch_size(db):
@@ -177,19 +181,19 @@ def test_claim_takes_whole_requests_up_to_the_batch_size(db):
     # The window of 5 cut the second request: it is left for the next claim, whole.
     assert _claimed_requests(claim) == {first: 3}
     claimed = InboxEvent.objects.get(message_id=f"{first}-0")
-    if claim.locked:  # PostgreSQL: no lease written, the claim is the row locks
+    if _locks():  # PostgreSQL: no lease written, the claim is the row locks
         assert (claimed.status, claimed.claim_id, claimed.claimed_until) == ("pending", None, None)
-        assert len(claim.rows) == 3 and claim.rows[0][3].startswith("{")  # payload returned
+        assert len(claim.rows()) == 3 and claim.rows()[0][3].startswith("{")  # payload returned
     else:  # SQLite: a conditional-UPDATE lease
         assert claimed.status == InboxStatus.PROCESSING
         assert claimed.claimed_until > timezone.now()
     nxt = inbox_claim(batch_size=5, lease_seconds=60)
     _finished(claim)
-    if claim.locked:  # claimed again in the same transaction, until finished
+    if _locks():  # claimed again in the same transaction, until finished
         assert _claimed_requests(nxt) == {first: 3}
         nxt = inbox_claim(batch_size=5, lease_seconds=60)
-    assert _claimed_requests(_finished(nxt)) == {second: 4}
-    assert _claimed_requests(_finished(inbox_claim(batch_size=5, lease_seconds=60))) == {third: 3}
+    assert _finished(nxt) == {second: 4}
+    assert _finished(inbox_claim(batch_size=5, lease_seconds=60)) == {third: 3}
     assert inbox_claim(batch_size=5, lease_seconds=60) is None
 
 
@@ -334,7 +338,7 @@ def test_failed_claim_is_retried_with_backoff_then_stays_failed(integration, mon
     def broken(**kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(outputs, "activities_write", broken)
+    monkeypatch.setattr(write, "activities_write", broken)
     before = timezone.now()
     summary = drain()
 
@@ -779,3 +783,68 @@ def test_integration_row_is_used_for_rules(db):
     inbox_rows([{"type": "track", "messageId": "t1", "userId": "u-1", "event": "E"}])
     drain()
     assert row("t1").reason == DropReason.SECTION_DISABLED
+
+
+# --- one re-queue, one nudge, one retry policy ------------------------------------------------
+
+
+def test_assigning_a_user_requeues_once_and_nudges_once(
+    integration, django_capture_on_commit_callbacks
+):
+    from usage.ingest.nudge import nudge
+
+    acme = Company.objects.create(external_id="ACME", name="Acme")
+    old = timezone.now() - timedelta(hours=30)
+    inbox_rows(
+        [{"type": "track", "messageId": "old", "userId": "u-9", "event": "E"}], received_at=old
+    )
+    inbox_rows([{"type": "track", "messageId": "new", "userId": "u-9", "event": "E"}])
+    drain()
+    assert (row("old").reason, row("new").status) == (DropReason.UNASSIGNED_USER, "waiting")
+
+    with (
+        CaptureQueriesContext(connection) as ctx,
+        django_capture_on_commit_callbacks() as callbacks,
+    ):
+        unassigned_user_assign(user_key="u-9", email=None, company_id=acme.pk)
+
+    table = InboxEvent._meta.db_table
+    requeues = [q for q in ctx.captured_queries if q["sql"].startswith(f'UPDATE "{table}"')]
+    assert len(requeues) == 1
+    assert callbacks == [nudge]
+    # Back to pending as if just received: no reason, no detail, no window.
+    assert set(InboxEvent.objects.values_list("status", "reason", "detail", "wait_until")) == {
+        ("pending", "", "", None)
+    }
+
+
+def test_retry_policy_backs_off_then_gives_up(settings):
+    from usage.processing.policy import next_attempt
+
+    settings.USAGE_MAX_ATTEMPTS = 4
+    settings.USAGE_RETRY_BACKOFF_SECONDS = 30
+    settings.USAGE_RETRY_BACKOFF_MAX_SECONDS = 100
+    now = timezone.now()
+    delays = [next_attempt(n, now=now) for n in range(1, 5)]
+    assert [d - now for d in delays[:3]] == [timedelta(seconds=s) for s in (30, 60, 100)]
+    assert delays[3] is None  # exhausted: a terminal failed state
+
+
+def test_an_event_that_keeps_failing_ends_failed_with_its_reason(
+    integration, monkeypatch, settings
+):
+    settings.USAGE_MAX_ATTEMPTS = 1
+    acme = Company.objects.create(external_id="ACME", name="Acme")
+    EndUser.objects.create(company=acme, external_id="u-1")
+    from usage.processing import matching
+
+    def broken(payload):
+        raise ValueError("cannot map this one")
+
+    monkeypatch.setattr(matching, "action_of", broken)
+    inbox_rows([{"type": "track", "messageId": "bad", "userId": "u-1", "event": "E"}])
+    drain()
+    bad = row("bad")
+    assert (bad.status, bad.attempts, bad.next_attempt_at) == ("failed", 1, None)
+    assert "cannot map this one" in bad.detail and "no more retries" in bad.detail
+    assert inbox_sweep(now=timezone.now() + timedelta(days=30)).retried == 0

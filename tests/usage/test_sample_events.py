@@ -44,3 +44,18 @@ def test_send_test_event_button_shows_outcomes(admin_client_logged_in, integrati
     assert any(t.startswith("Test track: processed: recorded as an activity") for t in texts)
     assert InboxEvent.objects.count() == 2
     assert Company.objects.filter(is_test=True).count() == 1
+
+
+def test_test_event_processes_only_its_own_rows(integration):
+    from tests.usage.processing_support import inbox_rows
+
+    acme = Company.objects.create(external_id="ACME", name="Acme")
+    EndUser.objects.create(company=acme, external_id="someone")
+    inbox_rows([{"type": "track", "messageId": "theirs", "userId": "someone", "event": "E"}])
+
+    outcomes = sample_events_send()
+
+    assert [o.ok for o in outcomes] == [True, True]
+    # Someone else's pending event is left to the workers, not drained in the web request.
+    assert InboxEvent.objects.get(message_id="theirs").status == "pending"
+    assert not Activity.objects.filter(message_id="theirs").exists()

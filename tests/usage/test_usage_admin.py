@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from integrations.models import MetricDefinition
 from planhat_segment.models import Company, EndUser
-from tests.usage.test_processing_support import fixture_rows, inbox_rows, row
+from tests.usage.processing_support import fixture_rows, inbox_rows, row
 from usage import selectors
 from usage.models import InboxEvent
 from usage.services import inbox_drain

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from integrations.models import MetricDefinition
 from planhat_segment.models import Company, EndUser
-from tests.usage.test_processing_support import fixture_rows, inbox_rows
+from tests.usage.processing_support import fixture_rows, inbox_rows
 from usage.services import inbox_drain
 
 pytestmark = pytest.mark.django_db

@@ -21,9 +21,9 @@ from integrations.models import MetricDefinition
 from integrations.services import integration_ensure
 from planhat_segment.models import Company, EndUser, Project
 from tests.conftest import load_fixture
-from tests.usage.test_processing_support import inbox_rows
+from tests.usage.processing_support import inbox_rows
 from usage.models import Activity, InboxEvent, InboxStatus, MetricValue
-from usage.processing import outputs
+from usage.processing import write
 from usage.services import inbox_drain, inbox_events_reprocess
 
 pytestmark = [
@@ -168,7 +168,7 @@ def test_worker_failing_midway_is_retried_by_the_sweeper(
 ):
     settings.USAGE_RETRY_BACKOFF_SECONDS = 0
     Company.objects.create(external_id="GLOBEX", name="Globex")
-    real_write = outputs.metric_values_write
+    real_write = write.metric_values_write
     failures = []
 
     def fails_once(**kwargs):  # activities are already written when this raises
@@ -177,7 +177,7 @@ def test_worker_failing_midway_is_retried_by_the_sweeper(
             raise ConnectionError("metric store went away")
         return real_write(**kwargs)
 
-    monkeypatch.setattr(outputs, "metric_values_write", fails_once)
+    monkeypatch.setattr(write, "metric_values_write", fails_once)
     MetricDefinition.objects.create(key="seats")
     post(client, ingest_auth, "/v1/batch", load_fixture("tracking_api_batch.json"))
     wait_for(lambda: InboxEvent.objects.filter(status="failed").count() == 4)

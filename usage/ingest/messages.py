@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from usage.models import DropReason
+
 MESSAGE_TYPES = frozenset({"identify", "track", "group", "page", "screen", "alias"})
 MAX_MESSAGE_ID = 100
 # U+0000 as orjson writes it: \u0000 after an even number of backslashes (an odd number means
@@ -40,7 +42,7 @@ class Message(NamedTuple):
 class Rejection:
     index: int
     detail: str
-    reason: str = "invalid_message"
+    reason: str = DropReason.INVALID_MESSAGE.value
 
     def as_dict(self) -> dict[str, Any]:
         return {"index": self.index, "reason": self.reason, "detail": self.detail}

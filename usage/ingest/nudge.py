@@ -1,21 +1,27 @@
-"""The coalesced trigger: a web process publishes ``usage.drain_inbox`` at most once a window.
+"""The coalesced trigger: a process publishes ``usage.drain_inbox`` at most once a window.
 
 A publish per request is the single-event bottleneck (DESIGN.md §7), and a publish while
 Redis is down can block for seconds. So the request only sets a flag; one daemon thread per
 process publishes on the leading edge of a quiet period and once more on the trailing edge
 of each busy window, with ``retry=False``. Failures are logged, never raised: the inbox is
 the source of truth and the beat sweeper claims rows whose nudge was lost.
+
+:func:`drain_soon` is the one way anything asks for a drain (ingest, re-queued rows, a
+drain out of time): every caller goes through this process's nudger.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +38,16 @@ def _default_app() -> Any:
 class Nudger:
     """Coalesces nudges into at most one publish per ``interval`` seconds (plus a trailing one).
 
-    ``app`` is the Celery app to publish with (the project's by default).
+    ``app`` is the Celery app to publish with (the project's by default); ``clock`` tells
+    the time in seconds (``time.monotonic``; tests drive their own).
     """
 
-    def __init__(self, *, interval: float, app: Any = None) -> None:
+    def __init__(
+        self, *, interval: float, app: Any = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.interval = interval
         self._app = app
+        self._clock = clock
         self._cond = threading.Condition()
         self._wanted = False
         self._last_publish = float("-inf")
@@ -64,13 +74,20 @@ class Nudger:
             with self._cond:
                 while not self._wanted:
                     self._cond.wait()
-                wait = self._last_publish + self.interval - time.monotonic()
+                wait = self._last_publish + self.interval - self._clock()
                 if wait > 0:
                     # Inside a window: publish once at its end, for every nudge it received.
-                    self._cond.wait(wait)
+                    self._cond.wait(min(wait, self.interval))
                     continue
                 self._wanted = False
-                self._last_publish = time.monotonic()
+                self._last_publish = self._clock()
+            self.publish()
+
+    def flush(self) -> None:
+        """Publish now if a nudge is still due (a process that exits must not drop it)."""
+        with self._cond:
+            due, self._wanted = self._wanted, False
+        if due:
             self.publish()
 
     def publish(self) -> bool:
@@ -116,6 +133,19 @@ def nudger() -> Nudger:
     return _nudger
 
 
+@atexit.register
+def _flush_at_exit() -> None:
+    # A short-lived process (a management command) may exit inside a window, before the
+    # daemon thread publishes on its trailing edge.
+    if _nudger is not None:
+        _nudger.flush()
+
+
 def nudge() -> None:
-    """The ``on_commit`` callback of an ingest request that stored rows."""
+    """Ask this process's nudger for a drain (the ``on_commit`` callback of drain_soon)."""
     nudger().nudge()
+
+
+def drain_soon() -> None:
+    """Ask a worker to drain the inbox once the current transaction commits (coalesced)."""
+    transaction.on_commit(nudge, robust=True)

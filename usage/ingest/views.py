@@ -11,16 +11,14 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from .auth import integration_cached, signature_valid, token_from_authorization, token_valid
 from .body import BadBody, BodyTooLarge, body_decode, body_parse, body_read
-from .messages import body_items, messages_validate
-from .nudge import nudge
-from .services import inbox_store
+from .messages import body_items
+from .services import messages_ingest
 
 logger = logging.getLogger(__name__)
 
@@ -139,24 +137,16 @@ def _ingest(request: HttpRequest, *, path_type: str | None, v1: bool) -> HttpRes
             )
 
     items = body_items(parsed=parsed, path_type=path_type)
-    messages, rejected = messages_validate(items=items, check_each=b"\\u0000" in data)
     try:
-        try:
-            stored = inbox_store(messages=messages, received_at=timezone.now())
-        except orjson.JSONEncodeError:
-            # Rare (nesting orjson reads but will not write): find and reject the culprits.
-            messages, rejected = messages_validate(items=items, check_each=True)
-            stored = inbox_store(messages=messages, received_at=timezone.now())
+        stored = messages_ingest(items=items, check_each=b"\\u0000" in data)
     except DatabaseError:
         return _unavailable("inbox_store")
-    if stored.accepted:
-        transaction.on_commit(nudge, robust=True)
     return _json(
         200,
         {
             "accepted": stored.accepted,
             "duplicates": stored.duplicates,
-            "rejected": [r.as_dict() for r in rejected],
+            "rejected": [r.as_dict() for r in stored.rejected],
         },
     )
 

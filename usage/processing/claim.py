@@ -1,17 +1,22 @@
-"""Claiming pending inbox rows in whole requests, and failing a claim.
+"""Claiming pending inbox rows in whole requests: one interface, two implementations.
 
-PostgreSQL: the claim is row locks. ``SELECT … FOR UPDATE SKIP LOCKED`` inside the
-transaction that processes the claim (``inbox_drain`` opens it), so concurrent workers take
-disjoint rows without waiting, and nothing is written to claim a row: each row is written
-once, pending → its outcome. The whole claim (window, rest of its requests, the
-whole-request check) is one statement that returns the claimed rows, payloads included. A
-worker that dies mid-claim loses its connection, its transaction rolls back and the rows are
-simply pending again for the next drain (or the sweeper); no lease is needed.
+A :class:`Claim` gives processing its rows (:meth:`Claim.rows`), tells the writes that finish
+them which rows it still holds (:meth:`Claim.hold`), and fails them (:meth:`Claim.fail`).
+:func:`inbox_claimed` opens the scope a claim lives in. Which implementation runs is decided
+here only, by the database:
 
-SQLite has no row locks (``select_for_update`` does nothing): there the claim is a
-conditional UPDATE (``status = 'pending'``) inside an IMMEDIATE transaction, which holds the
-database's write lock, so two claimers are serialised. A claimed row is ``processing`` with
-a lease (``claimed_until``) and the claim's id; the sweeper frees rows whose lease lapsed.
+- PostgreSQL (:class:`_LockedClaim`): the claim is row locks. ``SELECT … FOR UPDATE SKIP
+  LOCKED`` inside the transaction that processes the claim, so concurrent workers take
+  disjoint rows without waiting, and nothing is written to claim a row: each row is written
+  once, pending → its outcome. The whole claim (window, rest of its requests, the
+  whole-request check) is one statement that returns the claimed rows, payloads included. A
+  worker that dies mid-claim loses its connection, its transaction rolls back and the rows
+  are simply pending again for the next drain (or the sweeper); no lease is needed.
+- SQLite (:class:`_LeasedClaim`) has no row locks (``select_for_update`` does nothing): the
+  claim is a conditional UPDATE (``status = pending``) inside an IMMEDIATE transaction,
+  which holds the database's write lock, so two claimers are serialised. A claimed row is
+  ``processing`` with a lease (``claimed_until``) and the claim's id; outcomes are written
+  only to rows still carrying that id, and :func:`leases_free` frees lapsed leases.
 
 Whole requests: the events of one request are decided together in timestamp order (an
 identify binds the tracks that follow it), so a claim never takes part of a request.
@@ -20,42 +25,105 @@ identify binds the tracks that follow it), so a claim never takes part of a requ
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from usage.bulk import column, table
 from usage.models import InboxEvent, InboxStatus
 
-from .outputs import epoch_us, retry_delay
+from .policy import failure_detail, next_attempt
 
 logger = logging.getLogger(__name__)
 
+# What a claim hands to processing, per row, in this order.
+ROW_FIELDS = ("id", "message_id", "type", "payload", "received_at", "occurred_at", "attempts")
+
 
 @dataclass(frozen=True)
-class Claim:
+class Hold:
+    """How the writes that finish a claim's rows recognise them: a condition on the inbox
+    table (with its parameters) and the assignments that release them."""
+
+    where: str
+    params: tuple
+    release: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Claim(ABC):
     claim_id: UUID
-    size: int
-    # PostgreSQL: the claimed rows as the claim returned them (id, message id, type, payload
-    # as JSON text, received at and occurred at as microseconds since the epoch, attempts),
-    # so processing need not read them again. Empty on SQLite, where processing loads them
-    # by claim id.
-    rows: tuple[tuple, ...] = field(default=(), repr=False)
-    # True when the claim is row locks held by the current transaction (PostgreSQL): the
-    # rows are still ``pending`` and carry no claim id or lease.
-    locked: bool = False
 
-    @property
-    def row_ids(self) -> list[int]:
-        return [row[0] for row in self.rows]
+    @abstractmethod
+    def rows(self) -> list[tuple]:
+        """The rows the claim still holds, as :data:`ROW_FIELDS` (the payload as JSON text
+        or decoded, times as microseconds since the epoch or datetimes)."""
+
+    @abstractmethod
+    def hold(self) -> Hold:
+        """The condition that keeps the claim's writes to the rows it still holds."""
+
+    @abstractmethod
+    def held_rows(self) -> QuerySet:
+        """The rows the claim still holds, for the ORM."""
+
+    def fail(self, *, error: str, now: datetime | None = None) -> int:
+        """Mark the rows failed with the error, one more attempt, and when to retry.
+
+        PostgreSQL: call in the claim's transaction, after rolling back the processing's
+        writes (to a savepoint taken after the claim), so the rows are still locked.
+        """
+        now = now or timezone.now()
+        rows = self.held_rows()
+        changed = 0
+        # Rows of one claim mostly share their attempt count: one UPDATE per distinct count.
+        for done in sorted(set(rows.values_list("attempts", flat=True))):
+            retry_at = next_attempt(done + 1, now=now)
+            changed += rows.filter(attempts=done).update(
+                status=InboxStatus.FAILED,
+                detail=failure_detail(error, attempts=done + 1, retry_at=retry_at),
+                attempts=done + 1,
+                next_attempt_at=retry_at,
+                claim_id=None,
+                claimed_until=None,
+            )
+        logger.warning(
+            "usage_claim_failed", extra={"claim_id": str(self.claim_id), "rows": changed}
+        )
+        return changed
 
 
-def _claimable(now: datetime):
+def _claimable(now: datetime) -> QuerySet:
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     return InboxEvent.objects.filter(due, status=InboxStatus.PENDING)
+
+
+# --- SQLite: a conditional-UPDATE lease ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _LeasedClaim(Claim):
+    def rows(self) -> list[tuple]:
+        return list(self.held_rows().values_list(*ROW_FIELDS))
+
+    def hold(self) -> Hold:
+        claim_id = InboxEvent._meta.get_field("claim_id")
+        return Hold(
+            where=f"{table(InboxEvent)}.{column(InboxEvent, 'claim_id')} = %s",
+            params=(claim_id.get_db_prep_value(self.claim_id, connection),),
+            release=(("claim_id", "NULL"), ("claimed_until", "NULL")),
+        )
+
+    def held_rows(self) -> QuerySet:
+        return InboxEvent.objects.filter(claim_id=self.claim_id, status=InboxStatus.PROCESSING)
 
 
 def _whole_requests(rows: list[tuple[int, UUID]], batch_size: int) -> list[UUID]:
@@ -66,34 +134,58 @@ def _whole_requests(rows: list[tuple[int, UUID]], batch_size: int) -> list[UUID]
     return requests
 
 
-def inbox_claim(
-    *, batch_size: int, lease_seconds: int, now: datetime | None = None
+def _claim_leased(
+    *, batch_size: int, lease_seconds: int, now: datetime, request_id: UUID | None
 ) -> Claim | None:
-    """Claim the oldest pending requests, about ``batch_size`` events; None when none is free.
-
-    PostgreSQL: call inside ``transaction.atomic()``; the claim is the rows' locks and lasts
-    until that transaction ends, so process and finish the rows in it. (``lease_seconds``
-    applies to SQLite only.)
-    """
-    now = now or timezone.now()
     claim_id = uuid4()
-    if connection.vendor == "postgresql":
-        if not connection.in_atomic_block:
-            raise RuntimeError("a PostgreSQL claim holds row locks: claim inside atomic()")
-        return _claim_postgres(claim_id=claim_id, batch_size=batch_size, now=now)
     lease = {
         "status": InboxStatus.PROCESSING,
         "claim_id": claim_id,
         "claimed_until": now + timedelta(seconds=lease_seconds),
     }
+    claimable = _claimable(now)
+    if request_id is not None:
+        claimable = claimable.filter(request_id=request_id)
     with transaction.atomic():
-        window = _claimable(now).order_by("received_at", "id")
+        window = claimable.order_by("received_at", "id")
         rows = list(window.values_list("id", "request_id")[:batch_size])
         if not rows:
             return None
         requests = _whole_requests(rows, batch_size)
-        size = _claimable(now).filter(request_id__in=requests).update(**lease)
-        return Claim(claim_id=claim_id, size=size) if size else None
+        leased = claimable.filter(request_id__in=requests).update(**lease)
+        return _LeasedClaim(claim_id=claim_id) if leased else None
+
+
+# --- PostgreSQL: row locks held by the processing transaction ----------------------------------
+
+
+@dataclass(frozen=True)
+class _LockedClaim(Claim):
+    # The claimed rows as the claim statement returned them: processing need not read them
+    # again. They read ``pending`` and carry no claim id or lease.
+    claimed: tuple[tuple, ...] = field(default=(), repr=False)
+
+    def rows(self) -> list[tuple]:
+        return list(self.claimed)
+
+    def hold(self) -> Hold:
+        # Our locks keep every other writer off these rows; "still pending" guards against
+        # finishing a row twice within our own transaction.
+        where = f"{table(InboxEvent)}.{column(InboxEvent, 'status')} = %s"
+        return Hold(where=where, params=(str(InboxStatus.PENDING),))
+
+    def held_rows(self) -> QuerySet:
+        ids = [row[0] for row in self.claimed]
+        return InboxEvent.objects.filter(pk__in=ids, status=InboxStatus.PENDING)
+
+
+def epoch_us(column_sql: str) -> str:
+    """SQL for a timestamptz column as whole microseconds since the epoch (exact: numeric).
+
+    Claimed rows carry times this way: a Python integer sum is several times cheaper than
+    the ORM connection's timestamptz text loader, and processing reads two per row.
+    """
+    return f"(extract(epoch FROM {column_sql}) * 1000000)::bigint"
 
 
 # One round trip. ``win``: the oldest claimable rows, skipping rows other claimers hold.
@@ -106,13 +198,14 @@ def inbox_claim(
 # skipped, never split.) Rows of skipped requests stay locked until our transaction ends, so
 # another claimer meanwhile skips those requests too. ``= ANY(ARRAY(…))`` rather than
 # ``IN (SELECT …)``: the planner then reads the few requests through the request id index
-# instead of scanning the table.
-_CLAIMABLE = "status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= %(now)s)"
-_CLAIM_SQL = f"""
+# instead of scanning the table. Names come from the model: {t} is the table, {c[name]} a
+# column.
+_CLAIM_SQL = """
 WITH win AS MATERIALIZED (
-    SELECT id, request_id, received_at FROM {{table}}
-    WHERE {_CLAIMABLE}
-    ORDER BY received_at, id
+    SELECT {c[id]} AS id, {c[request_id]} AS request_id, {c[received_at]} AS received_at
+    FROM {t}
+    WHERE {claimable}{one_request}
+    ORDER BY {c[received_at]}, {c[id]}
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
 ),
@@ -130,15 +223,15 @@ reqs AS (
     )
 ),
 locked AS MATERIALIZED (
-    SELECT id, request_id, message_id, type, payload, received_at, occurred_at, attempts
-    FROM {{table}}
-    WHERE request_id = ANY(ARRAY(SELECT request_id FROM reqs)) AND {_CLAIMABLE}
+    SELECT {c[id]} AS id, {c[request_id]} AS request_id, {row_columns}
+    FROM {t}
+    WHERE {c[request_id]} = ANY(ARRAY(SELECT request_id FROM reqs)) AND {claimable}
     FOR UPDATE SKIP LOCKED
 ),
 pending AS (
-    SELECT request_id, count(*) AS n FROM {{table}}
-    WHERE request_id = ANY(ARRAY(SELECT request_id FROM reqs)) AND {_CLAIMABLE}
-    GROUP BY request_id
+    SELECT {c[request_id]} AS request_id, count(*) AS n FROM {t}
+    WHERE {c[request_id]} = ANY(ARRAY(SELECT request_id FROM reqs)) AND {claimable}
+    GROUP BY {c[request_id]}
 ),
 whole AS (
     SELECT held.request_id
@@ -146,44 +239,106 @@ whole AS (
     JOIN pending ON pending.request_id = held.request_id AND pending.n = held.n
 )
 SELECT e.id, e.message_id, e.type, e.payload::text,
-    {epoch_us("e.received_at")}, {epoch_us("e.occurred_at")}, e.attempts
+    {received_us}, {occurred_us}, e.attempts
 FROM locked AS e
 WHERE e.request_id IN (SELECT request_id FROM whole)
-"""  # noqa: S608 — our own table and column names only
+"""
 
 
-def _claim_postgres(*, claim_id: UUID, batch_size: int, now: datetime) -> Claim | None:
-    table = connection.ops.quote_name(InboxEvent._meta.db_table)
+def _claim_sql(*, one_request: bool) -> str:
+    names = {"id", "request_id", "received_at", "status", "next_attempt_at", *ROW_FIELDS}
+    c = {name: column(InboxEvent, name) for name in names}
+    claimable = (
+        f"{c['status']} = %(pending)s"
+        f" AND ({c['next_attempt_at']} IS NULL OR {c['next_attempt_at']} <= %(now)s)"
+    )
+    return _CLAIM_SQL.format(
+        t=table(InboxEvent),
+        c=c,
+        claimable=claimable,
+        one_request=f" AND {c['request_id']} = %(request)s" if one_request else "",
+        row_columns=", ".join(f"{c[name]} AS {name}" for name in ROW_FIELDS[1:]),
+        received_us=epoch_us("e.received_at"),
+        occurred_us=epoch_us("e.occurred_at"),
+    )
+
+
+def _claim_locked(
+    *, batch_size: int, lease_seconds: int, now: datetime, request_id: UUID | None
+) -> Claim | None:
+    if not connection.in_atomic_block:
+        raise RuntimeError("a PostgreSQL claim holds row locks: claim inside atomic()")
+    params = {
+        "now": now,
+        "batch": batch_size,
+        "pending": str(InboxStatus.PENDING),
+        "request": request_id,
+    }
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL.format(table=table), {"now": now, "batch": batch_size})
+        cursor.execute(_claim_sql(one_request=request_id is not None), params)
         rows = tuple(cursor.fetchall())
     if not rows:
         return None
-    return Claim(claim_id=claim_id, size=len(rows), rows=rows, locked=True)
+    return _LockedClaim(claim_id=uuid4(), claimed=rows)
 
 
-def claim_fail(*, claim: Claim, error: str, backoff_base: int, backoff_max: int) -> int:
-    """Mark a claim's rows failed with the error, one more attempt, and when to retry.
+# --- the one interface ----------------------------------------------------------------------
 
-    PostgreSQL: call in the claim's transaction, after rolling back the processing's writes
-    (to a savepoint taken after the claim), so the rows are still locked and pending.
+
+@dataclass(frozen=True)
+class _Strategy:
+    claim: Callable[..., Claim | None]
+    # The scope a claim lives in: the claim is row locks held by this transaction
+    # (PostgreSQL), or a lease written on its own (SQLite: nothing to hold open).
+    scope: Callable[[], AbstractContextManager]
+
+
+_STRATEGIES = {
+    "postgresql": _Strategy(claim=_claim_locked, scope=transaction.atomic),
+    "sqlite": _Strategy(claim=_claim_leased, scope=nullcontext),
+}
+
+
+def _strategy() -> _Strategy:
+    return _STRATEGIES[connection.vendor]
+
+
+def inbox_claim(
+    *,
+    batch_size: int | None = None,
+    lease_seconds: int | None = None,
+    now: datetime | None = None,
+    request_id: UUID | None = None,
+) -> Claim | None:
+    """Claim the oldest pending requests, about ``batch_size`` events; None when none is free.
+
+    ``request_id`` claims that request only (the integration page's test event). Call it
+    inside :func:`inbox_claimed`'s scope (or any ``atomic()`` block): on PostgreSQL the
+    claim is row locks that last until that transaction ends, so process and finish the
+    rows in it. ``lease_seconds`` applies to SQLite's lease only.
     """
-    now = timezone.now()
-    if claim.locked:
-        rows = InboxEvent.objects.filter(pk__in=claim.row_ids, status=InboxStatus.PENDING)
-    else:
-        rows = InboxEvent.objects.filter(claim_id=claim.claim_id, status=InboxStatus.PROCESSING)
-    changed = 0
-    # Rows of one claim mostly share their attempt count: one UPDATE per distinct count.
-    attempts = sorted(set(rows.values_list("attempts", flat=True)))
-    for done in attempts:
-        changed += rows.filter(attempts=done).update(
-            status=InboxStatus.FAILED,
-            detail=error[:2000],
-            attempts=done + 1,
-            next_attempt_at=now + retry_delay(done, base=backoff_base, cap=backoff_max),
-            claim_id=None,
-            claimed_until=None,
-        )
-    logger.warning("usage_claim_failed", extra={"claim_id": str(claim.claim_id), "rows": changed})
-    return changed
+    return _strategy().claim(
+        batch_size=batch_size or settings.USAGE_CLAIM_BATCH_SIZE,
+        lease_seconds=lease_seconds or settings.USAGE_CLAIM_LEASE_SECONDS,
+        now=now or timezone.now(),
+        request_id=request_id,
+    )
+
+
+@contextmanager
+def inbox_claimed(
+    *, batch_size: int | None = None, request_id: UUID | None = None
+) -> Iterator[Claim | None]:
+    """A claim (or None) and the scope it lives in: process and finish its rows inside."""
+    with _strategy().scope():
+        yield inbox_claim(batch_size=batch_size, request_id=request_id)
+
+
+def leases_free(*, now: datetime) -> int:
+    """Put rows whose lease lapsed (a worker died holding them) back to pending.
+
+    SQLite's leases only: a PostgreSQL claim writes nothing, so no row is ever found here.
+    """
+    return InboxEvent.objects.filter(status=InboxStatus.PROCESSING, claimed_until__lt=now).update(
+        status=InboxStatus.PENDING, claim_id=None, claimed_until=None
+    )

@@ -1,7 +1,7 @@
-"""The matching rules of DESIGN.md §4.2, applied to one claim's events in memory.
+"""Decide: the matching rules of DESIGN.md §4.2, applied to one claim's events in memory.
 
 Everything the rules need from the database is loaded beforehand into :class:`Lookups`
-(one query per kind, see ``outputs.lookups_load``), so deciding costs no query per event.
+(one query per kind, see ``load.py``), so deciding costs no query per event.
 Events are decided in timestamp order and an enduser planned for creation is registered in
 the lookups at once, so an identify binds the track events that follow it in the same claim.
 """
@@ -10,85 +10,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from usage.models import DropReason, InboxStatus
 
-from .parse import (
-    USER_CALLS,
-    EventFacts,
-    action_of,
-    count_of,
-    email_domain,
-    number_of,
-    profile_of,
-)
+from .load import Lookups, Rules, UserRef
+from .parse import USER_CALLS, EventFacts, action_of, count_of, number_of, profile_of
+from .policy import wait_expired, wait_until
 
 logger = logging.getLogger(__name__)
-
-PROFILE_FIELDS = ("name", "first_name", "last_name", "title")
-
-
-@dataclass(frozen=True)
-class Rules:
-    """The integration's switches, read once per claim."""
-
-    user_tracking: bool = True
-    company_metrics: bool = True
-    create_endusers: bool = True
-    match_by_email_domain: bool = True
-    unassigned_wait_hours: int = 24
-
-
-@dataclass(eq=False, slots=True)
-class UserRef:
-    """An enduser as matching sees it: an existing row, or one planned for creation (pk None)."""
-
-    pk: int | None
-    company_id: int
-    external_id: str | None = None
-    email: str | None = None
-    name: str = ""
-    first_name: str = ""
-    last_name: str = ""
-    title: str = ""
-    is_new: bool = False
-    changed: set[str] = field(default_factory=set)
-
-
-@dataclass
-class Lookups:
-    companies: dict[str, int] = field(default_factory=dict)  # external id -> pk
-    domains: dict[str, int] = field(default_factory=dict)  # email domain -> company pk
-    users_by_ext: dict[str, UserRef] = field(default_factory=dict)
-    users_by_email: dict[str, UserRef] = field(default_factory=dict)  # lower-case email
-    assets: dict[str, int] = field(default_factory=dict)
-    projects: dict[str, int] = field(default_factory=dict)
-    metrics: dict[str, int] = field(default_factory=dict)  # metric key -> definition pk
-
-    def user_find(self, user_key: str | None, email: str | None) -> UserRef | None:
-        # The user id wins; the email is used when there is no user id or it is not found.
-        if user_key and user_key in self.users_by_ext:
-            return self.users_by_ext[user_key]
-        if email:
-            return self.users_by_email.get(email)
-        return None
-
-    def company_find(
-        self, company_key: str | None, email: str | None, by_domain: bool
-    ) -> int | None:
-        if company_key is not None:
-            return self.companies.get(company_key)
-        # Last resort, only when the event names no company id at all.
-        if by_domain and email:
-            return self.domains.get(email_domain(email) or "")
-        return None
-
-    def user_register(self, ref: UserRef) -> None:
-        if ref.external_id:
-            self.users_by_ext.setdefault(ref.external_id, ref)
-        if ref.email:
-            self.users_by_email.setdefault(ref.email, ref)
 
 
 @dataclass
@@ -199,14 +129,12 @@ def _decide_user_call(
         return _dropped(DropReason.NO_IDENTITY)
     ref = lookups.user_find(facts.user_key, facts.email_key)
     if ref is None:
-        company_id = lookups.company_find(
-            facts.company_key, facts.email_key, rules.match_by_email_domain
-        )
+        company_id = lookups.company_find(facts)
         if company_id is None:
-            wait_until = facts.received_at + timedelta(hours=rules.unassigned_wait_hours)
-            if wait_until <= now:
+            until = wait_until(facts.received_at, hours=rules.unassigned_wait_hours)
+            if wait_expired(until, now=now):
                 return _dropped(DropReason.UNASSIGNED_USER)
-            return Outcome(status=InboxStatus.WAITING, wait_until=wait_until)
+            return Outcome(status=InboxStatus.WAITING, wait_until=until)
         if not rules.create_endusers:
             return _dropped(DropReason.UNKNOWN_ENDUSER)
         profile = profile_of(facts.payload)
@@ -266,6 +194,5 @@ def events_match(
         except Exception as exc:
             logger.exception("usage_event_mapping_failed", extra={"inbox_id": facts.row_id})
             outcome = Outcome(status=InboxStatus.FAILED, notes=[f"{type(exc).__name__}: {exc}"])
-        outcome.notes[:0] = facts.notes
         result.outcomes[facts.row_id] = outcome
     return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -224,7 +224,6 @@ class EventFacts:
     asset_key: str | None = None
     project_key: str | None = None
     attempts: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 def facts_of(

@@ -1,4 +1,4 @@
-"""One claim, end to end: read, look up, decide, write — a fixed number of queries."""
+"""One claim, end to end: load, decide, write — a fixed number of queries."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
 
 from integrations.services import integration_ensure
 from usage.models import InboxStatus
 
-from . import outputs
+from . import load, write
 from .claim import Claim
 from .matching import Outcome, events_match
 
@@ -22,7 +21,6 @@ class ClaimSummary:
     events: int = 0
     statuses: Counter = field(default_factory=Counter)
     endusers_created: int = 0
-    requeued: int = 0
 
 
 def claim_process(*, claim: Claim, now: datetime) -> ClaimSummary:
@@ -31,22 +29,17 @@ def claim_process(*, claim: Claim, now: datetime) -> ClaimSummary:
     All in one transaction (a savepoint inside the claim's transaction on PostgreSQL):
     either every output and every row outcome is stored, or none is (and the caller marks
     the claim failed). Outputs are idempotent on message id, so a row processed again after
-    a crash never duplicates them. The rows are the ones the claim returned (PostgreSQL) or
-    are read by the claim's id (SQLite). Outcomes are written only to rows the claim still
-    holds: still pending under our locks, or still carrying the claim id.
+    a crash never duplicates them. Outcomes are written only to rows the claim still holds.
     """
     summary = ClaimSummary()
     with transaction.atomic():
-        if claim.rows:
-            events = outputs.claimed_events_of(claim.rows)
-        else:
-            events = outputs.claimed_events_load(claim_id=claim.claim_id)
+        events = load.events_of(claim.rows())
         if not events:
             return summary
-        rules = outputs.rules_load(integration_ensure())
-        lookups = outputs.lookups_load(events=events, rules=rules)
+        rules = load.rules_load(integration_ensure())
+        lookups = load.lookups_load(events=events, rules=rules)
         result = events_match(events=events, rules=rules, lookups=lookups, now=now)
-        unbound = outputs.endusers_create(users=result.new_users, now=now)
+        unbound = write.endusers_create(users=result.new_users, now=now)
         if unbound:
             # Created and deleted again by someone else meanwhile: fail (and so retry) those
             # events rather than attach them to nothing.
@@ -56,23 +49,20 @@ def claim_process(*, claim: Claim, now: datetime) -> ClaimSummary:
                     result.outcomes[row_id] = Outcome(
                         status=InboxStatus.FAILED, notes=["enduser vanished while created"]
                     )
-        outputs.endusers_fill(users=result.changed_users, now=now)
-        outputs.activities_write(specs=result.activities)
-        outputs.metric_values_write(specs=result.metric_values)
-        outputs.inbox_outcomes_write(
-            claim_id=None if claim.locked else claim.claim_id,
-            events=events,
-            outcomes=result.outcomes,
-            now=now,
-            backoff_base=settings.USAGE_RETRY_BACKOFF_SECONDS,
-            backoff_max=settings.USAGE_RETRY_BACKOFF_MAX_SECONDS,
+        write.endusers_fill(users=result.changed_users, now=now)
+        write.activities_write(specs=result.activities)
+        write.metric_values_write(specs=result.metric_values)
+        write.inbox_outcomes_write(
+            hold=claim.hold(), events=events, outcomes=result.outcomes, now=now
         )
         # Waiting rows (earlier requests, or earlier in this one) of the users this claim
         # created or matched can bind now: back to pending, the drain's next claim takes them.
         touched = [u for u in result.touched_users if u.pk is not None]
-        summary.requeued = outputs.waiting_requeue(
-            user_keys=[u.external_id for u in touched if u.external_id],
-            emails=[u.email for u in touched if u.email],
+        write.inbox_requeue(
+            rows=write.waiting_for_users(
+                user_keys=[u.external_id for u in touched if u.external_id],
+                emails=[u.email for u in touched if u.email],
+            )
         )
     summary.events = len(events)
     summary.statuses = Counter(str(o.status) for o in result.outcomes.values())

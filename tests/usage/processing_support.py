@@ -1,4 +1,5 @@
-"""Helpers for the processing tests (no tests here): inbox rows built from payloads."""
+"""Helpers for the processing tests (a support module, not a test module): inbox rows built
+from payloads."""
 
 from __future__ import annotations
 
