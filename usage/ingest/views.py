@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .auth import integration_cached, signature_valid, token_from_authorization, token_valid
 from .body import BadBody, BodyTooLarge, body_decode, body_parse, body_read
+from .browser import browser_key_valid, browser_messages_ingest, browser_path_allowed
 from .messages import body_items
 from .services import messages_ingest
 
@@ -93,6 +94,14 @@ def _ingest(request: HttpRequest, *, path_type: str | None, v1: bool) -> HttpRes
     authenticated = bool(header) and token_valid(
         integration=integration, candidates=token_from_authorization(header)
     )
+    # /v1 only: the browser key (analytics.js) authenticates a narrower set of calls.
+    browser = (
+        v1
+        and not authenticated
+        and bool(header)
+        and browser_key_valid(integration=integration, candidates=token_from_authorization(header))
+    )
+    authenticated = authenticated or browser
     if not authenticated and not v1:
         return _unauthorized(
             "Send the tenant token as HTTP Basic user name: Authorization: Basic base64(token:)."
@@ -120,13 +129,27 @@ def _ingest(request: HttpRequest, *, path_type: str | None, v1: bool) -> HttpRes
 
     if not authenticated:
         write_key = parsed.get("writeKey") if isinstance(parsed, dict) else None
-        if not (
-            isinstance(write_key, str)
-            and token_valid(integration=integration, candidates=[write_key])
-        ):
+        valid = isinstance(write_key, str) and token_valid(
+            integration=integration, candidates=[write_key]
+        )
+        browser = (
+            not valid
+            and isinstance(write_key, str)
+            and browser_key_valid(integration=integration, candidates=[write_key])
+        )
+        if not (valid or browser):
             return _unauthorized(
                 "No valid write key: send it as Basic auth user name or as writeKey in the body."
             )
+    if browser and not browser_path_allowed(path_type):
+        return _json(
+            403,
+            {
+                "error": "forbidden",
+                "detail": f"The browser key cannot send {path_type} calls: send them "
+                "server-side with the tenant token.",
+            },
+        )
     if not v1 and integration.shared_secret:
         presented = request.META.get("HTTP_X_SIGNATURE", "")
         if not signature_valid(
@@ -137,8 +160,9 @@ def _ingest(request: HttpRequest, *, path_type: str | None, v1: bool) -> HttpRes
             )
 
     items = body_items(parsed=parsed, path_type=path_type)
+    ingest = browser_messages_ingest if browser else messages_ingest
     try:
-        stored = messages_ingest(items=items, check_each=b"\\u0000" in data)
+        stored = ingest(items=items, check_each=b"\\u0000" in data)
     except DatabaseError:
         return _unavailable("inbox_store")
     return _json(

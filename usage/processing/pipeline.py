@@ -51,7 +51,7 @@ def claim_process(*, claim: Claim, now: datetime) -> ClaimSummary:
                     )
         write.endusers_fill(users=result.changed_users, now=now)
         write.activities_write(specs=result.activities)
-        write.metric_values_write(specs=result.metric_values)
+        write.metric_values_write(specs=result.metric_values, now=now)
         write.inbox_outcomes_write(
             hold=claim.hold(), events=events, outcomes=result.outcomes, now=now
         )
