@@ -293,15 +293,34 @@ def extra_urls(site) -> list:
     """Trends & Analytics pages, on the admin site next to the integration page."""
     from django.urls import path
 
-    from usage.trends_views import company_trends_view, enduser_trends_view
+    from usage.trends_views import company_trends_view, enduser_trends_view, object_metrics_view
 
     company_needs = (
         "planhat_segment.view_company",
         "usage.view_activity",
         "usage.view_metricvalue",
     )
-    enduser_needs = ("planhat_segment.view_enduser", "usage.view_activity")
+    enduser_needs = (
+        "planhat_segment.view_enduser",
+        "usage.view_activity",
+        "usage.view_metricvalue",
+    )
+    metrics_pages = [
+        path(
+            f"planhat_segment/{model}/<int:object_id>/metrics/",
+            site.admin_view(
+                admin_view_permissions(
+                    object_metrics_view,
+                    GET=(f"planhat_segment.view_{model}", "usage.view_metricvalue"),
+                )
+            ),
+            {"model": model},
+            name=f"{model}_metrics",
+        )
+        for model in ("asset", "project")
+    ]
     return [
+        *metrics_pages,
         path(
             "planhat_segment/company/<int:company_id>/trends/",
             site.admin_view(admin_view_permissions(company_trends_view, GET=company_needs)),

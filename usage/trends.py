@@ -16,7 +16,7 @@ from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
 
 from integrations.models import MetricDefinition
-from planhat_segment.models import Company, EndUser
+from planhat_segment.models import Asset, Company, EndUser, Project
 
 from .models import Activity, MetricValue
 
@@ -65,7 +65,9 @@ def company_trends(*, company: Company, days: int = 30) -> CompanyTrends:
     activities = Activity.objects.filter(
         company=company, occurred_at__gte=start, enduser__is_test=False
     )
-    trends.metric_series = _metric_series(company=company, start=start)
+    trends.metric_series = _metric_series(
+        values=MetricValue.objects.filter(company=company), start=start
+    )
 
     per_action = list(
         activities.values("action").annotate(total=Sum("count")).order_by("-total", "action")
@@ -110,9 +112,12 @@ def _as_date(value) -> dt.date:
     return value.date() if isinstance(value, dt.datetime) else value
 
 
-def _metric_series(*, company: Company, start: dt.datetime) -> list[Series]:
-    """The last value of each metric per day: two grouped queries, no per-day work in SQL."""
-    values = MetricValue.objects.filter(company=company, occurred_at__gte=start)
+def _metric_series(*, values, start: dt.datetime) -> list[Series]:
+    """The last value of each metric per day: two grouped queries, no per-day work in SQL.
+
+    ``values``: the MetricValue rows of one object (company, enduser, asset or project).
+    """
+    values = values.filter(occurred_at__gte=start)
     last_per_day = values.values("metric_id", day=TruncDate("occurred_at")).annotate(
         last_at=Max("occurred_at")
     )
@@ -143,6 +148,62 @@ class EndUserTrends:
     labels: list[str]
     per_day: list[Series]
     recent: list[Activity]
+    metric_series: list[Series] = field(default_factory=list)
+    latest_metrics: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class ObjectMetrics:
+    """Metric values of one enduser, asset or project (from dimension data)."""
+
+    days: int
+    labels: list[str]
+    metric_series: list[Series]
+    latest: list[dict]  # per metric: key, label, value, at, count
+
+
+def _latest(values) -> list[dict]:
+    """Per metric its last value, when, and how many values: one grouped query, one fetch."""
+    summary = {
+        row["metric_id"]: row
+        for row in values.values("metric_id").annotate(last_at=Max("occurred_at"), n=Count("id"))
+    }
+    if not summary:
+        return []
+    last = {
+        metric_id: value  # ties at one instant: the highest id wins
+        for metric_id, at, value in values.filter(
+            occurred_at__in={row["last_at"] for row in summary.values()}
+        )
+        .order_by("occurred_at", "id")
+        .values_list("metric_id", "occurred_at", "value")
+        if at == summary[metric_id]["last_at"]
+    }
+    metrics = MetricDefinition.objects.filter(pk__in=summary).values_list("pk", "key", "label")
+    return [
+        {
+            "key": key,
+            "label": label,
+            "value": last.get(pk),
+            "at": summary[pk]["last_at"],
+            "count": summary[pk]["n"],
+        }
+        for pk, key, label in sorted(metrics, key=lambda m: m[1])
+    ]
+
+
+def object_metrics(*, obj: EndUser | Asset | Project, days: int = 30) -> ObjectMetrics:
+    """Metric series (last value per day) and the latest value per metric of one object."""
+    days = days if days in RANGES else RANGES[0]
+    start, since, until = _window(days)
+    field_name = {EndUser: "enduser", Asset: "asset", Project: "project"}[type(obj)]
+    values = MetricValue.objects.filter(**{field_name: obj})
+    return ObjectMetrics(
+        days=days,
+        labels=_day_labels(since, until),
+        metric_series=_metric_series(values=values, start=start),
+        latest=_latest(values),
+    )
 
 
 def enduser_trends(*, enduser: EndUser, days: int = 30) -> EndUserTrends:
@@ -156,9 +217,12 @@ def enduser_trends(*, enduser: EndUser, days: int = 30) -> EndUserTrends:
         .defer("properties")
         .order_by("-occurred_at")[:25]
     )
+    metrics = object_metrics(obj=enduser, days=days)
     return EndUserTrends(
         days=days,
         labels=_day_labels(since, until),
         per_day=[Series("Activities", sorted((r["day"].isoformat(), r["total"]) for r in per_day))],
         recent=recent,
+        metric_series=metrics.metric_series,
+        latest_metrics=metrics.latest,
     )
