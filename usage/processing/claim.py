@@ -201,7 +201,7 @@ def epoch_us(column_sql: str) -> str:
 # instead of scanning the table. ``pending`` and ``whole`` are MATERIALIZED: inlined, the
 # planner (without statistics on a young table) re-counted ``pending`` once per locked row,
 # quadratic in the request's size (45 s to claim one request of 10,000 rows, Planhat's bulk
-# default; 0.1 s materialized). Names come from the model: {t} is the table, {c[name]} a
+# default; 0.23 s materialized). Names come from the model: {t} is the table, {c[name]} a
 # column.
 _CLAIM_SQL = """
 WITH win AS MATERIALIZED (
