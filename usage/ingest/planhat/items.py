@@ -7,15 +7,16 @@ under ``planhat`` (``weight``, ``count``). A dimension-data item (``/dimensionda
 becomes a message of its own type, ``dimension``, processed into a metric value (section 2's
 switch). A bad item raises :class:`ItemError` with a message for the sender.
 
-Items carry no message id: each gets ``auto-<sha256>`` of its content with the time cut to
-the second, so an exact resend is a duplicate, and two identical items in the same second
-count once.
+Items carry no message id: each gets ``auto-<sha256>`` of its translated content with the
+time cut to the second, so an exact resend is a duplicate, and two identical items in the
+same second count once.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -73,6 +74,8 @@ def _number(value: Any, name: str) -> float:
 def _count(value: Any) -> int:
     if value is None or value == "":
         return 1
+    if type(value) is int and 1 <= value <= MAX_COUNT:  # the usual case, checked cheaply
+        return value
     number = _number(value, "count")
     if not number.is_integer() or number < 1 or number > MAX_COUNT:
         raise ItemError(f"count must be a positive whole number, not {str(value)[:40]!r}.")
@@ -82,6 +85,8 @@ def _count(value: Any) -> int:
 def _weight(value: Any) -> float:
     if value is None or value == "":
         return 1.0
+    if (type(value) is int or type(value) is float) and 0 <= value < math.inf:  # usual case
+        return float(value)
     weight = _number(value, "weight")
     if weight < 0:
         raise ItemError(f"weight must not be negative ({value!r}).")
@@ -97,18 +102,31 @@ def _first(item: dict, *names: str) -> Any:
     return None
 
 
-def _with_id(payload: dict, occurred_at: datetime, kind: str, check_nul: bool) -> Message:
-    # U+0000 is looked for only when the raw body holds one (as the Segment endpoints do);
-    # nesting orjson will not write fails the id's serialisation below.
+@lru_cache(maxsize=8)
+def _iso(value: datetime) -> str:
+    # Items without a date share the request's receive time: written once per request.
+    return value.isoformat()
+
+
+def _with_id(
+    payload: dict, occurred_at: datetime, date: Any, kind: str, check_nul: bool
+) -> Message:
+    """The message, its id hashed from the payload with the time cut to the second.
+
+    The id is computed with ``timestamp`` holding the epoch second (so two identical items
+    in one second share it), then ``timestamp`` gets the ISO text: the item's own ``date``
+    when it gave one (already ISO), else the receive time. No copy of the payload is made.
+    """
+    payload["timestamp"] = int(occurred_at.timestamp())
+    try:
+        message_id = _message_id(payload)
+    except orjson.JSONEncodeError as exc:  # nesting orjson will not write
+        raise ItemError(f"Cannot store this item: {exc}.") from exc
+    payload["timestamp"] = date if isinstance(date, str) and date else _iso(occurred_at)
+    # U+0000 is looked for only when the raw body holds one (as the Segment endpoints do).
     problem = _unstorable(payload) if check_nul else ""
     if problem:
         raise ItemError(problem)
-    # The id hashes the content with the time cut to the second (see the module docstring).
-    canonical = {**payload, "timestamp": occurred_at.replace(microsecond=0).isoformat()}
-    try:
-        message_id = _message_id(canonical)
-    except orjson.JSONEncodeError as exc:
-        raise ItemError(f"Cannot store this item: {exc}.") from exc
     return Message(message_id=message_id, type=kind, occurred_at=occurred_at, payload=payload)
 
 
@@ -150,13 +168,10 @@ def activity_message(item: Any, *, received_at: datetime, check_nul: bool = True
     payload: dict[str, Any] = {"type": "track", "event": action}
     if user_id:
         payload["userId"] = user_id
-    payload.update(
-        context=context,
-        properties=info or {},
-        timestamp=occurred_at.isoformat(),
-        planhat={"weight": _weight(item.get("weight")), "count": _count(item.get("count"))},
-    )
-    return _with_id(payload, occurred_at, "track", check_nul)
+    payload["context"] = context
+    payload["properties"] = info or {}
+    payload["planhat"] = {"weight": _weight(item.get("weight")), "count": _count(item.get("count"))}
+    return _with_id(payload, occurred_at, item.get("date"), "track", check_nul)
 
 
 def dimension_message(item: Any, *, received_at: datetime, check_nul: bool = True) -> Message:
@@ -196,6 +211,5 @@ def dimension_message(item: Any, *, received_at: datetime, check_nul: bool = Tru
         "value": value,
         "externalId": external_id,
         "model": model,
-        "timestamp": occurred_at.isoformat(),
     }
-    return _with_id(payload, occurred_at, DIMENSION_TYPE, check_nul)
+    return _with_id(payload, occurred_at, item.get("date"), DIMENSION_TYPE, check_nul)
