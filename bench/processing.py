@@ -1,10 +1,17 @@
-"""Processing throughput: one process draining the inbox, against a plain-psycopg baseline.
+"""Processing throughput: one process draining the inbox, with and without daily rollups,
+against a plain-psycopg baseline.
 
 Creates a dedicated PostgreSQL database ``bench_processing`` (dropped at the end), migrates
 it, seeds companies and endusers with COPY, COPYs pending inbox events of mixed types (and
-some new users under known companies), then measures events/s of ``inbox_drain`` in ONE
-child process; the baseline, in the same child, does the same lookups with psycopg, COPYs
-activities into a staging table and INSERTs them with ON CONFLICT DO NOTHING.
+some new users under known companies), and copies it (``CREATE DATABASE … TEMPLATE``) so
+both runs start from the same data. Then, each in ONE child process:
+
+- on the copy, the rollups' cost: the drain's claims alternate between rollup writing on
+  and off, each claim timed from claim to commit, so both modes see the same data and the
+  same load on a shared machine (separate runs minutes apart measured the machine instead);
+- on the original, ``inbox_drain`` as in production (rollups on), then the baseline: the
+  same lookups with psycopg, COPY of activities into a staging table and INSERT with ON
+  CONFLICT DO NOTHING. The rollups are then checked against a recount.
 
 The server comes from ``BENCH_DATABASE_URL`` (default ``postgres://root@127.0.0.1:5432/postgres``).
 Figures are indicative when other work shares the machine.
@@ -21,10 +28,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.scratch import run_child, scratch_database
+from bench.scratch import admin_execute, database_url, run_child, scratch_database
 
 DB_NAME = "bench_processing"
 TARGET = 10_000.0
+ROLLUP_RATIO = 0.85
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -35,19 +43,35 @@ def run(args) -> list[dict]:
         if quick
         else {"companies": 10_000, "endusers": 100_000, "events": 50_000}
     )
+    show = bool(os.environ.get("BENCH_PROFILE") or os.environ.get("BENCH_QUERIES"))
+    copy = f"{DB_NAME}_norollups"
     with scratch_database(DB_NAME, migrate=False) as url:  # the child migrates
-        result = run_child(
+        run_child("bench.processing", {"step": "seed", **sizes}, db_url=url, timeout=3600)
+        admin_execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+        admin_execute(f'CREATE DATABASE "{copy}" TEMPLATE "{DB_NAME}"')
+        try:
+            off = run_child(
+                "bench.processing",
+                {"step": "interleaved", **sizes},
+                db_url=database_url(copy),
+                timeout=3600,
+                show_stderr=show,
+            )
+        finally:
+            admin_execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+        on = run_child(
             "bench.processing",
-            sizes,
+            {"step": "drain", "rollups": True, "baseline": True, **sizes},
             db_url=url,
             timeout=3600,
-            show_stderr=bool(os.environ.get("BENCH_PROFILE") or os.environ.get("BENCH_QUERIES")),
+            show_stderr=show,
         )
-    ours, base = result["drain_events_per_s"], result["baseline_events_per_s"]
+    ours, base = on["drain_events_per_s"], on["baseline_events_per_s"]
+    with_rollups, plain = off["on_events_per_s"], off["off_events_per_s"]
     label = f"{sizes['events']:,} events"
     return [
         {
-            "name": f"drain, one process ({label})",
+            "name": f"drain with rollups, one process ({label})",
             "value": ours,
             "unit": "events/s",
             "baseline": base,
@@ -55,9 +79,25 @@ def run(args) -> list[dict]:
             "target": f">= {TARGET:,.0f}",
             "ok": ours >= TARGET,
         },
+        {
+            "name": "claims with rollups vs off (interleaved)",
+            "value": with_rollups,
+            "unit": "events/s",
+            "baseline": plain,
+            "ratio": with_rollups / plain if plain else None,
+            "target": f">= {ROLLUP_RATIO}x",
+            "ok": bool(plain) and with_rollups / plain >= ROLLUP_RATIO,
+        },
+        {"name": "claims with rollups off (interleaved)", "value": plain, "unit": "events/s"},
         {"name": f"baseline: plain psycopg ({label})", "value": base, "unit": "events/s"},
-        {"name": "drain: claims", "value": result["claims"], "unit": "claims"},
-        {"name": "drain: endusers created", "value": result["created"], "unit": "endusers"},
+        {"name": "drain: claims", "value": on["claims"], "unit": "claims"},
+        {"name": "drain: endusers created", "value": on["created"], "unit": "endusers"},
+        {
+            "name": "rollups equal a recount (mismatched keys)",
+            "value": on["rollup_mismatches"],
+            "unit": "keys",
+            "ok": on["rollup_mismatches"] == 0,
+        },
     ]
 
 
@@ -265,19 +305,75 @@ def _baseline(n_events: int) -> float:
         return n_events / (time.perf_counter() - started)
 
 
-def _child(sizes: dict) -> None:
+_RECOUNT_SQL = """
+SELECT (SELECT count(*) FROM (
+    (SELECT company_id, (occurred_at AT TIME ZONE 'UTC')::date, action, sum(count)
+     FROM usage_activity GROUP BY 1, 2, 3
+     EXCEPT SELECT company_id, day, action, count FROM usage_companyactionday)
+    UNION ALL
+    (SELECT company_id, day, action, count FROM usage_companyactionday
+     EXCEPT SELECT company_id, (occurred_at AT TIME ZONE 'UTC')::date, action, sum(count)
+     FROM usage_activity GROUP BY 1, 2, 3)
+) AS actions) + (SELECT count(*) FROM (
+    (SELECT company_id, enduser_id, (occurred_at AT TIME ZONE 'UTC')::date, sum(count)
+     FROM usage_activity GROUP BY 1, 2, 3
+     EXCEPT SELECT company_id, enduser_id, day, count FROM usage_enduserday)
+    UNION ALL
+    (SELECT company_id, enduser_id, day, count FROM usage_enduserday
+     EXCEPT SELECT company_id, enduser_id, (occurred_at AT TIME ZONE 'UTC')::date, sum(count)
+     FROM usage_activity GROUP BY 1, 2, 3)
+) AS users)
+"""
+
+
+def _interleaved() -> dict:
+    """Claims alternately with and without rollup writing; events/s of each mode."""
+    from django.utils import timezone
+
+    from usage.processing.claim import inbox_claimed
+    from usage.processing.pipeline import claim_process
+
+    spent = {True: 0.0, False: 0.0}
+    events = {True: 0, False: 0}
+    rollups, warm = True, False  # the first claim warms caches up and is not counted
+    while True:
+        began = time.perf_counter()
+        with inbox_claimed() as claim:
+            if claim is None:
+                break
+            done = claim_process(claim=claim, now=timezone.now(), rollups=rollups).events
+        if warm:
+            spent[rollups] += time.perf_counter() - began  # claim to commit
+            events[rollups] += done
+            rollups = not rollups
+        warm = True
+    return {
+        "on_events_per_s": events[True] / spent[True],
+        "off_events_per_s": events[False] / spent[False],
+    }
+
+
+def _child(task: dict) -> None:
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "planhat_segment.settings")
     django.setup()
     from django.core.management import call_command
+    from django.db import connection
 
-    call_command("migrate", verbosity=0)
-    from integrations.services import integration_ensure
+    if task["step"] == "seed":
+        call_command("migrate", verbosity=0)
+        from integrations.services import integration_ensure
+
+        integration_ensure()
+        _seed(task)
+        print(json.dumps({"seeded": True}))
+        return
     from usage.services import inbox_drain
 
-    integration_ensure()
-    _seed(sizes)
+    if task["step"] == "interleaved":
+        print(json.dumps(_interleaved()))
+        return
     profiler = None
     if os.environ.get("BENCH_PROFILE"):  # stdlib cProfile: top functions to stderr
         import cProfile
@@ -287,7 +383,6 @@ def _child(sizes: dict) -> None:
     timings: dict[str, list[float]] = {}
     started = time.perf_counter()
     if os.environ.get("BENCH_QUERIES"):  # time per statement kind (first 60 characters)
-        from django.db import connection
 
         def timed(execute, sql, params, many, context):
             began = time.perf_counter()
@@ -299,30 +394,34 @@ def _child(sizes: dict) -> None:
                 )
 
         with connection.execute_wrapper(timed):
-            summary = inbox_drain(max_seconds=3600)
+            summary = inbox_drain(max_seconds=3600, rollups=task["rollups"])
     else:
-        summary = inbox_drain(max_seconds=3600)
+        summary = inbox_drain(max_seconds=3600, rollups=task["rollups"])
     elapsed = time.perf_counter() - started
+    print(f"--- drain, rollups {'on' if task['rollups'] else 'off'}", file=sys.stderr)
     for sql, spent in sorted(timings.items(), key=lambda kv: -sum(kv[1])):
         print(f"{sum(spent):8.3f}s {len(spent):5d}x  {sql}", file=sys.stderr)
     if profiler is not None:
         import pstats
 
         profiler.disable()
-        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats(
+            os.environ.get("BENCH_PROFILE_SORT", "cumulative")
+        ).print_stats(25)
     if os.environ.get("BENCH_VERBOSE"):
         print(dict(summary.statuses), file=sys.stderr)
-    baseline = _baseline(sizes["events"])
-    print(
-        json.dumps(
-            {
-                "drain_events_per_s": summary.events / elapsed,
-                "baseline_events_per_s": baseline,
-                "claims": summary.claims,
-                "created": summary.endusers_created,
-            }
-        )
-    )
+    result = {
+        "drain_events_per_s": summary.events / elapsed,
+        "claims": summary.claims,
+        "created": summary.endusers_created,
+    }
+    if task["rollups"]:
+        with connection.cursor() as cursor:
+            cursor.execute(_RECOUNT_SQL)
+            result["rollup_mismatches"] = cursor.fetchone()[0]
+    if task.get("baseline"):
+        result["baseline_events_per_s"] = _baseline(task["events"])
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -199,16 +199,18 @@ def rows_insert(
     returning: Sequence[str] = (),
     conflict: Sequence[str] = (),
     increment: Sequence[str] = (),
+    where: str = "true",
 ) -> list[tuple]:
     """``INSERT INTO t (…) SELECT … FROM v ON CONFLICT …``, one statement for all ``rows``.
 
     Without ``increment``: ``ON CONFLICT DO NOTHING``; ``returning`` then gives the named
     columns of the rows really inserted (PostgreSQL, and SQLite ≥ 3.35). With ``increment``:
-    ``ON CONFLICT (conflict) DO UPDATE`` adding the new values to those columns (counters).
-    Rows are inserted in the given order,
-    so callers that upsert counters pass them sorted by key: two workers then lock
-    overlapping keys in the same order and never deadlock. ("WHERE true": SQLite's
-    ``INSERT … SELECT … ON CONFLICT`` needs a WHERE to parse.)
+    ``ON CONFLICT (conflict) DO UPDATE`` adding the new values to those columns (counters);
+    ``returning`` then gives the rows inserted or added to. ``where`` keeps only the new
+    rows ``v`` it holds for (SQLite's ``INSERT … SELECT … ON CONFLICT`` needs a WHERE to
+    parse: "true" by default). Rows are inserted in the given order, so callers that upsert
+    counters pass them sorted by key: two workers then lock overlapping keys in the same
+    order and never deadlock.
     """
     rows = list(rows)
     if not rows:
@@ -231,7 +233,7 @@ def rows_insert(
         on_conflict = f"ON CONFLICT ({keys}) DO UPDATE SET {sets}"
     else:
         on_conflict = "ON CONFLICT DO NOTHING"
-    sql = f"INSERT INTO {target} ({names}) SELECT {picks} FROM {source} WHERE true {on_conflict}"  # noqa: S608
+    sql = f"INSERT INTO {target} ({names}) SELECT {picks} FROM {source} WHERE {where} {on_conflict}"  # noqa: S608
     if returning:
         sql += " RETURNING " + ", ".join(column(model, n) for n in returning)
     with connection.cursor() as cursor:

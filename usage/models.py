@@ -237,7 +237,14 @@ class MetricValue(models.Model):
 class CompanyActionDay(models.Model):
     """Activities of one company on one UTC day for one action: count and weighted count."""
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
+    # No database constraint (deleting still cascades, through Django's collector): a row is
+    # only ever written in the transaction that inserts the activities it counts, whose own
+    # foreign keys check the same company and enduser at commit; a second deferred check
+    # per rollup row was the rollups' largest cost in processing (README, "Daily rollups").
+    # No index of its own either: the unique key starts with it.
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     day = models.DateField()
     action = models.CharField(max_length=255)
     count = models.BigIntegerField(default=0)
@@ -262,8 +269,14 @@ class EnduserDay(models.Model):
     (``COUNT(DISTINCT enduser)`` over the range's rows), not sums of daily distinct counts.
     """
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="+")
-    enduser = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="+")
+    # No database constraints, and no single-column indexes: the unique key starts with the
+    # company, the (enduser, day) index with the enduser (see CompanyActionDay.company).
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    enduser = models.ForeignKey(
+        EndUser, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     day = models.DateField()
     count = models.BigIntegerField(default=0)
 

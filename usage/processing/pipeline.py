@@ -10,10 +10,11 @@ from django.db import transaction
 
 from integrations.services import integration_ensure
 from usage.models import InboxStatus
+from usage.rollups import rollups_add
 
 from . import load, write
 from .claim import Claim
-from .matching import Outcome, events_match
+from .matching import MatchResult, Outcome, events_match
 
 
 @dataclass
@@ -23,13 +24,28 @@ class ClaimSummary:
     endusers_created: int = 0
 
 
-def claim_process(*, claim: Claim, now: datetime) -> ClaimSummary:
-    """Turn a claim's rows into endusers, activities and metric values, and finish the rows.
+def _fail_unbound(result: MatchResult, unbound: list) -> None:
+    """Endusers created and deleted again by someone else meanwhile: fail (and so retry)
+    their events rather than attach them to nothing."""
+    lost = {id(u) for u in unbound}
+    for row_id, outcome in list(result.outcomes.items()):
+        if outcome.user is not None and id(outcome.user) in lost:
+            result.outcomes[row_id] = Outcome(
+                status=InboxStatus.FAILED, notes=["enduser vanished while created"]
+            )
+
+
+def claim_process(*, claim: Claim, now: datetime, rollups: bool = True) -> ClaimSummary:
+    """Turn a claim's rows into endusers, activities, metric values and daily rollups, and
+    finish the rows.
 
     All in one transaction (a savepoint inside the claim's transaction on PostgreSQL):
     either every output and every row outcome is stored, or none is (and the caller marks
     the claim failed). Outputs are idempotent on message id, so a row processed again after
-    a crash never duplicates them. Outcomes are written only to rows the claim still holds.
+    a crash never duplicates them, and the rollups count only the activities really
+    inserted. Outcomes are written only to rows the claim still holds. ``rollups=False``
+    leaves the rollups alone: for the benchmark's baseline only (they then go stale until
+    ``rebuild_rollups``).
     """
     summary = ClaimSummary()
     with transaction.atomic():
@@ -40,17 +56,16 @@ def claim_process(*, claim: Claim, now: datetime) -> ClaimSummary:
         lookups = load.lookups_load(events=events, rules=rules)
         result = events_match(events=events, rules=rules, lookups=lookups, now=now)
         unbound = write.endusers_create(users=result.new_users, now=now)
-        if unbound:
-            # Created and deleted again by someone else meanwhile: fail (and so retry) those
-            # events rather than attach them to nothing.
-            lost = {id(u) for u in unbound}
-            for row_id, outcome in list(result.outcomes.items()):
-                if outcome.user is not None and id(outcome.user) in lost:
-                    result.outcomes[row_id] = Outcome(
-                        status=InboxStatus.FAILED, notes=["enduser vanished while created"]
-                    )
+        _fail_unbound(result, unbound)
         write.endusers_fill(users=result.changed_users, now=now)
-        write.activities_write(specs=result.activities)
+        inserted = write.activities_write(specs=result.activities)
+        if rollups:
+            rollups_add(
+                activities=(
+                    (s.user.pk, s.user.company_id, s.occurred_at, s.action, s.count, weight)
+                    for s, weight in inserted
+                )
+            )
         write.metric_values_write(specs=result.metric_values, now=now)
         write.inbox_outcomes_write(
             hold=claim.hold(), events=events, outcomes=result.outcomes, now=now

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('integrations', '0002_browser_key_metric_source'),
         ('planhat_segment', '0001_initial'),
-        ('usage', '0004_inbox_db_defaults'),
+        ('usage', '0005_rollups_lean_keys'),
     ]
 
     operations = [
