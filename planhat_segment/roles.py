@@ -48,6 +48,9 @@ NAMED_PERMISSIONS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     "warehouse_sync.SyncRun": (("push_to_segment", "Can push data to Segment"),),
     "planhat_segment.Company": (("export_csv", "Can export workspace objects as CSV"),),
+    "planhat_segment.EndUser": (
+        ("forget_enduser", "Can forget an enduser (erase their events and personal data)"),
+    ),
 }
 
 _WORKSPACE_MODELS = ("company", "companydomain", "enduser", "asset", "project", "license")
@@ -115,6 +118,8 @@ ROLES: tuple[Role, ...] = (
             "integrations.add_metricdefinition",
             "integrations.change_metricdefinition",
             "integrations.delete_metricdefinition",
+            # Forget an enduser (privacy: erase their raw events, usage and personal fields).
+            "planhat_segment.forget_enduser",
             # Raw payloads, reprocessing, the push.
             "usage.view_payload",
             "usage.reprocess_events",

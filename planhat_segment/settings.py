@@ -276,7 +276,6 @@ WAREHOUSE_PUSH_MAX_FAILED_BATCHES = env.int("WAREHOUSE_PUSH_MAX_FAILED_BATCHES",
 WAREHOUSE_PUSH_CONCURRENCY = env.int("WAREHOUSE_PUSH_CONCURRENCY", default=2)
 WAREHOUSE_PUSH_CHUNK_SIZE = env.int("WAREHOUSE_PUSH_CHUNK_SIZE", default=2_000)
 WAREHOUSE_PUSH_SAFETY_MARGIN_SECONDS = env.int("WAREHOUSE_PUSH_SAFETY_MARGIN_SECONDS", default=300)
-WAREHOUSE_PUSH_LEASE_SECONDS = env.int("WAREHOUSE_PUSH_LEASE_SECONDS", default=600)
 # Hours (UTC) of the push's periodic task entry when it is first created (warehouse_sync/
 # schedules.py); the admin owns the entry afterwards.
 WAREHOUSE_PUSH_SCHEDULE_HOURS = env("WAREHOUSE_PUSH_SCHEDULE_HOURS", default="0,8,16")
@@ -329,3 +328,37 @@ BULK_UPSERT_MAX_ITEMS = env.int("BULK_UPSERT_MAX_ITEMS", default=5000)
 BULK_UPSERT_MAX_BYTES = env.int("BULK_UPSERT_MAX_BYTES", default=32 * 1024 * 1024)
 # The largest page a client may ask for with ?page_size= (the default is API_PAGE_SIZE).
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=1000)
+
+# --- faults, limits and privacy (issue 9) -----------------------------------------------
+# Documented in README.md ("Receiving Segment events", "Recovery", "Privacy", "Logs").
+# Before the write key is checked (analytics.js sends it in the body) a /v1 request may be at
+# most this big: a Segment batch is at most 500 KB; the margin covers the envelope.
+INGEST_UNAUTHENTICATED_MAX_BODY_BYTES = env.int(
+    "INGEST_UNAUTHENTICATED_MAX_BODY_BYTES", default=1024 * 1024
+)
+# Messages per request (Segment's own batches stay under 4,000); more is a 413.
+INGEST_MAX_ITEMS = env.int("INGEST_MAX_ITEMS", default=10_000)
+# A database that hangs gives a fast 503: the ingest INSERT's own statement timeout (SET LOCAL,
+# that statement only) and a client-side bound on all of a request's database work.
+INGEST_STATEMENT_TIMEOUT_MS = env.int("INGEST_STATEMENT_TIMEOUT_MS", default=3000)
+INGEST_DATABASE_DEADLINE_SECONDS = env.float("INGEST_DATABASE_DEADLINE_SECONDS", default=4.0)
+DATABASE_CONNECT_TIMEOUT_SECONDS = env.int("DATABASE_CONNECT_TIMEOUT_SECONDS", default=3)
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", DATABASE_CONNECT_TIMEOUT_SECONDS
+    )
+# Recovery: a drain that meets a database error is retried with backoff up to this cap, this
+# many times; the sweep drains rows pending longer than USAGE_SWEEP_SOON_SECONDS and, while
+# rows are pending, runs again after that long, at most USAGE_SWEEP_FOLLOW_UPS times per beat.
+USAGE_DRAIN_RETRY_BACKOFF_MAX_SECONDS = env.int("USAGE_DRAIN_RETRY_BACKOFF_MAX_SECONDS", default=5)
+USAGE_DRAIN_MAX_RETRIES = env.int("USAGE_DRAIN_MAX_RETRIES", default=120)
+USAGE_SWEEP_SOON_SECONDS = env.int("USAGE_SWEEP_SOON_SECONDS", default=10)
+USAGE_SWEEP_FOLLOW_UPS = env.int("USAGE_SWEEP_FOLLOW_UPS", default=5)
+# The push's lease: a heartbeat thread renews it every WAREHOUSE_PUSH_HEARTBEAT_SECONDS from
+# when a worker takes the run over, so a run whose worker died lapses within the lease and is
+# reaped (every WAREHOUSE_REAP_EVERY_SECONDS) within a minute. A run no worker has taken yet
+# keeps WAREHOUSE_PUSH_QUEUED_LEASE_SECONDS (the warehouse queue may be busy).
+WAREHOUSE_PUSH_LEASE_SECONDS = env.int("WAREHOUSE_PUSH_LEASE_SECONDS", default=30)
+WAREHOUSE_PUSH_HEARTBEAT_SECONDS = env.float("WAREHOUSE_PUSH_HEARTBEAT_SECONDS", default=10)
+WAREHOUSE_PUSH_QUEUED_LEASE_SECONDS = env.int("WAREHOUSE_PUSH_QUEUED_LEASE_SECONDS", default=600)
+WAREHOUSE_REAP_EVERY_SECONDS = env.int("WAREHOUSE_REAP_EVERY_SECONDS", default=20)

@@ -10,17 +10,19 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
 
 from planhat_segment.audit import audit_record
-from planhat_segment.models import Company
+from planhat_segment.models import Company, EndUser
 from planhat_segment.permissions import admin_view_permissions, has_permission_method
 
 from . import selectors, services
 from .models import Activity, InboxEvent, MetricValue
+from .privacy import enduser_forget
 
 
 class AssignForm(forms.Form):
@@ -135,9 +137,42 @@ class InboxEventAdmin(admin.ModelAdmin):
                     )
                 ),
                 name="usage_inboxevent_unassigned",
-            )
+            ),
+            path(
+                "forget-enduser/<int:enduser_id>/",
+                self.admin_site.admin_view(
+                    admin_view_permissions(
+                        self.forget_view,
+                        GET=("planhat_segment.forget_enduser",),
+                        POST=("planhat_segment.forget_enduser",),
+                    )
+                ),
+                name="usage_enduser_forget",
+            ),
         ]
         return extra + super().get_urls()
+
+    def forget_view(self, request, enduser_id: int):
+        """Confirm, then forget one enduser (``usage.privacy.enduser_forget``)."""
+        enduser = EndUser.objects.filter(pk=enduser_id).select_related("company").first()
+        if enduser is None:
+            raise Http404(f"There is no enduser {enduser_id}.")
+        if request.method == "POST":
+            summary = enduser_forget(enduser_id=enduser_id, user=request.user)
+            messages.success(
+                request,
+                f"Enduser {enduser_id} forgotten: {summary.raw_events} raw event(s) and "
+                f"{summary.activities} activities erased.",
+            )
+            return redirect("admin:planhat_segment_enduser_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Forget this enduser?",
+            "enduser": enduser,
+            "activities": Activity.objects.filter(enduser=enduser).count(),
+            "opts": EndUser._meta,
+        }
+        return TemplateResponse(request, "admin/usage/enduser_forget.html", context)
 
     def unassigned_view(self, request):
         form = AssignForm(request.POST or None)

@@ -47,6 +47,13 @@ class SyncRun(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     objects_synced = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
+    # What the run sends, per model (``services/resume.py``): its change mark, and when it
+    # resumes a run that died, where that one got to. Written when the worker takes it over.
+    scope = models.JSONField(default=dict, blank=True, editable=False)
+    # Per model and kind (object / tombstone): the largest pk up to which every object the
+    # run selected has been accounted (sent or recorded as failed). The next run resumes
+    # after it when this one dies. Written with the progress after every batch.
+    checkpoint = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["-started_at", "-id"]

@@ -27,7 +27,8 @@ def periodic_defaults() -> list[PeriodicDefault]:
             name=REAP_NAME,
             task="warehouse_sync.reap_lapsed_runs",
             queue="warehouse",
-            every_seconds=300,
+            # With the heartbeat's 30 s lease, a dead run is marked within a minute.
+            every_seconds=settings.WAREHOUSE_REAP_EVERY_SECONDS,
             description="Marks a push whose worker died (its lease lapsed) as failed.",
         ),
         PeriodicDefault(

@@ -46,7 +46,7 @@ def main() -> int:
         totals["records"] += len(records)
         totals["requests"] += 1
         totals["processed"] += body["processed"]
-        totals["errors"] += body.get("errors_total", len(body["errors"]))
+        totals["errors"] += body["errors_count"]
         buffers[stream] = []
 
     for line in sys.stdin:

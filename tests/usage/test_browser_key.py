@@ -46,7 +46,7 @@ def test_browser_key_may_send_user_calls_as_basic_or_write_key(client, browser_k
     by_header = post(client, path, call(kind, "h-1"), HTTP_AUTHORIZATION=basic(browser_key))
     assert by_header.status_code == 200, by_header.content
     by_body = post(client, path, {**call(kind, "b-1"), "writeKey": browser_key})
-    assert by_body.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
+    assert by_body.json() == {"accepted": 1, "duplicates": 0, "rejected": [], "rejected_count": 0}
     assert set(InboxEvent.objects.values_list("message_id", flat=True)) == {"h-1", "b-1"}
 
 

@@ -41,7 +41,7 @@ def test_dock_single_message_fixture_is_stored_pending(client, auth, name):
     message = load_fixture(name)
     response = post(client, "/dock/segment", message, **auth)
     assert response.status_code == 200
-    assert response.json() == {"accepted": 1, "duplicates": 0, "rejected": []}
+    assert response.json() == {"accepted": 1, "duplicates": 0, "rejected": [], "rejected_count": 0}
     row = InboxEvent.objects.get()
     assert row.message_id == message["messageId"]
     assert row.type == message["type"]
@@ -55,7 +55,7 @@ def test_v1_batch_fixture_merges_envelope_context_into_each_message(client, auth
     body = load_fixture("tracking_api_batch.json")
     response = post(client, "/v1/batch", body, **auth)
     assert response.status_code == 200
-    assert response.json() == {"accepted": 4, "duplicates": 0, "rejected": []}
+    assert response.json() == {"accepted": 4, "duplicates": 0, "rejected": [], "rejected_count": 0}
     rows = {r.message_id: r for r in InboxEvent.objects.all()}
     assert set(rows) == {"b-1", "b-2", "b-3", "b-4"}
     assert len({r.request_id for r in rows.values()}) == 1
@@ -88,13 +88,13 @@ def test_dock_webhook_array_fixture_is_stored(client, auth):
     body = load_fixture("webhook_batch.json")
     response = post(client, "/dock/segment", body, **auth)
     assert response.status_code == 200
-    assert response.json() == {"accepted": 3, "duplicates": 0, "rejected": []}
+    assert response.json() == {"accepted": 3, "duplicates": 0, "rejected": [], "rejected_count": 0}
     assert set(InboxEvent.objects.values_list("message_id", flat=True)) == {"wh-1", "wh-2", "wh-3"}
 
 
 def test_dock_accepts_batch_envelope(client, auth):
     response = post(client, "/dock/segment", {"batch": [track("m-1"), track("m-2")]}, **auth)
-    assert response.json() == {"accepted": 2, "duplicates": 0, "rejected": []}
+    assert response.json() == {"accepted": 2, "duplicates": 0, "rejected": [], "rejected_count": 0}
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -316,23 +316,29 @@ def test_settings_cache_serves_tokens_for_its_ttl(client, token, settings):
 def test_duplicate_message_id_in_second_request_is_counted_as_duplicate(client, auth):
     assert post(client, "/dock/segment", track("dup"), **auth).json()["accepted"] == 1
     response = post(client, "/dock/segment", [track("dup"), track("new")], **auth)
-    assert response.json() == {"accepted": 1, "duplicates": 1, "rejected": []}
+    assert response.json() == {"accepted": 1, "duplicates": 1, "rejected": [], "rejected_count": 0}
     assert InboxEvent.objects.count() == 2
 
 
 def test_duplicates_within_one_request_are_counted(client, auth):
     response = post(client, "/dock/segment", [track("a"), track("a"), track("b")], **auth)
-    assert response.json() == {"accepted": 2, "duplicates": 1, "rejected": []}
+    assert response.json() == {"accepted": 2, "duplicates": 1, "rejected": [], "rejected_count": 0}
 
 
 def test_message_without_id_gets_deterministic_id_and_dedupes(client, auth):
-    message = {"type": "track", "userId": "u-1", "event": "Clicked", "properties": {"b": 1, "a": 2}}
+    message = {
+        "type": "track",
+        "userId": "u-1",
+        "event": "Clicked",
+        "properties": {"b": 1, "a": 2},
+        "timestamp": "2026-11-05T10:00:00Z",
+    }
     first = post(client, "/dock/segment", message, **auth).json()
     # The same content with keys in another order is the same message.
     reordered = json.dumps(dict(reversed(list(message.items())))).encode()
     second = post(client, "/dock/segment", reordered, **auth).json()
     assert first["accepted"] == 1
-    assert second == {"accepted": 0, "duplicates": 1, "rejected": []}
+    assert second == {"accepted": 0, "duplicates": 1, "rejected": [], "rejected_count": 0}
     row = InboxEvent.objects.get()
     assert row.message_id.startswith("auto-") and len(row.message_id) == 69
     post(client, "/dock/segment", {**message, "event": "Other"}, **auth)
@@ -390,7 +396,7 @@ def test_switched_off_sections_still_answer_200_and_store(client, auth, integrat
     )
     body = [track("t-1"), {"type": "group", "groupId": "G", "userId": "u", "messageId": "g-1"}]
     response = post(client, "/dock/segment", body, **auth)
-    assert response.json() == {"accepted": 2, "duplicates": 0, "rejected": []}
+    assert response.json() == {"accepted": 2, "duplicates": 0, "rejected": [], "rejected_count": 0}
     assert InboxEvent.objects.filter(status=InboxStatus.PENDING).count() == 2
 
 
@@ -435,7 +441,7 @@ def test_message_nested_deeper_than_storable_is_rejected_alone(client, auth):
     assert response.status_code == 200
     assert response.json()["accepted"] == 1
     assert response.json()["rejected"][0]["index"] == 1
-    assert "Cannot store" in response.json()["rejected"][0]["detail"]
+    assert "nested deeper than 128 levels" in response.json()["rejected"][0]["detail"]
     assert InboxEvent.objects.get().message_id == "deep-ok"
 
 

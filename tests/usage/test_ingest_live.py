@@ -182,7 +182,12 @@ def test_gunicorn_reads_chunked_bodies_with_the_limit(gunicorn_server, integrati
         gunicorn_server, "/dock/segment/", [body[:40], body[40:]], headers
     )
     assert status == 200, answer
-    assert json.loads(answer) == {"accepted": 3, "duplicates": 0, "rejected": []}
+    assert json.loads(answer) == {
+        "accepted": 3,
+        "duplicates": 0,
+        "rejected": [],
+        "rejected_count": 0,
+    }
     # A chunked body over the limit (100,000 bytes here) is cut off while reading.
     status, answer = _post_chunked(
         gunicorn_server, "/dock/segment", [b"[" + b" " * 30_000] * 5, headers

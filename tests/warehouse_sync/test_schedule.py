@@ -30,7 +30,7 @@ def test_push_runs_three_times_a_day_utc_on_the_warehouse_queue():
     reap = PeriodicTask.objects.get(name=REAP_NAME)
     assert reap.task == "warehouse_sync.reap_lapsed_runs"
     assert reap.queue == "warehouse"
-    assert (reap.interval.every, reap.interval.period) == (5, "minutes")
+    assert (reap.interval.every, reap.interval.period) == (20, "seconds")
     purge = PeriodicTask.objects.get(name=PURGE_NAME)
     assert (purge.task, purge.queue) == ("warehouse_sync.purge_history", "warehouse")
     assert (purge.crontab.minute, purge.crontab.hour, purge.crontab.day_of_week) == ("30", "3", "*")

@@ -10,7 +10,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
+import re
 import threading
 import time
 
@@ -102,11 +102,38 @@ def signature_valid(*, secret: str, data: bytes, parsed: object, presented: str)
     return hmac.compare_digest(expected.encode(), presented.strip().lower().encode())
 
 
+# The tokens that matter when finding where a JSON value ends: a whole string (escapes
+# included, so a bracket inside one is skipped), or a bracket.
+_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_SCALAR_END = re.compile(rb"[\s,\]]")
+
+
 def _first_element_bytes(data: bytes) -> bytes:
-    text = data.decode("utf-8")
-    start = text.index("[") + 1
-    while text[start] in " \t\r\n":
+    """The raw bytes of a JSON array's first element, found without recursion.
+
+    ``json.JSONDecoder.raw_decode`` would give the span, but it recurses: a first element
+    nested ~1,000 levels deep raised RecursionError (a 500). Here a regex walks strings and
+    brackets, counting depth; the body already parsed as JSON, so the span is well formed.
+    """
+    start = data.index(b"[") + 1
+    while data[start : start + 1] in (b" ", b"\t", b"\r", b"\n"):
         start += 1
-    _, end = json.JSONDecoder().raw_decode(text, start)
-    # Re-encoding a slice of decoded UTF-8 gives back exactly the bytes that were received.
-    return text[start:end].encode("utf-8")
+    first = data[start : start + 1]
+    if first == b'"':
+        end = _JSON_TOKEN.match(data, start).end()
+    elif first in (b"{", b"["):
+        depth = 0
+        end = len(data)
+        for token in _JSON_TOKEN.finditer(data, start):
+            mark = token.group()
+            if mark in (b"{", b"["):
+                depth += 1
+            elif mark in (b"}", b"]"):
+                depth -= 1
+                if depth == 0:
+                    end = token.end()
+                    break
+    else:  # a number, true, false or null
+        found = _SCALAR_END.search(data, start)
+        end = found.start() if found else len(data)
+    return data[start:end]

@@ -15,9 +15,19 @@ from typing import Any, NamedTuple
 import orjson
 
 from usage.models import DropReason
+from usage.processing.parse import has_identity
 
 MESSAGE_TYPES = frozenset({"identify", "track", "group", "page", "screen", "alias"})
 MAX_MESSAGE_ID = 100
+# Deepest nesting a message may have (the message object itself is level 1). orjson writes at
+# most 254 levels and every store or processing step wraps a payload in a few more (a row of
+# a JSON document, a list of rows), so anything near that limit would fail later, far from
+# the door; Segment messages use fewer than ten. Documented in README ("Answers").
+MAX_DEPTH = 128
+_ORJSON_MAX_DEPTH = 254
+# Keys that change between two sends of the same event (a retry's new sentAt, the SDK's
+# bookkeeping, a proxy's receipt time, the key): left out of a derived message id.
+VOLATILE_KEYS = frozenset({"sentAt", "_metadata", "receivedAt", "writeKey", "messageId"})
 # U+0000 as orjson writes it: \u0000 after an even number of backslashes (an odd number means
 # the text itself holds a backslash followed by "u0000", which is storable).
 _NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -65,6 +75,15 @@ def body_items(*, parsed: dict | list, path_type: str | None) -> list[Any]:
     return items
 
 
+def body_item_count(*, parsed: dict | list, path_type: str | None) -> int:
+    """How many items :func:`body_items` would return, without building them."""
+    if isinstance(parsed, list):
+        return len(parsed)
+    if isinstance(parsed.get("batch"), list) and path_type is None:
+        return len(parsed["batch"])
+    return 1
+
+
 def _merge_envelope(envelope: dict, item: Any) -> Any:
     if not isinstance(item, dict):
         return item
@@ -79,16 +98,36 @@ def _merge_envelope(envelope: dict, item: Any) -> Any:
     return merged
 
 
+def items_shallow(items: list[Any]) -> bool:
+    """True when no item is nested deeper than :data:`MAX_DEPTH` (one C-speed serialisation).
+
+    orjson refuses to write past 254 levels: the list of items wrapped in enough lists to put
+    an item of ``MAX_DEPTH`` levels exactly at that limit serialises if and only if no item is
+    deeper. Never recurses in Python, whatever the input.
+    """
+    try:
+        orjson.dumps(_wrapped(items, _ORJSON_MAX_DEPTH - MAX_DEPTH - 1))
+    except orjson.JSONEncodeError:
+        return False
+    return True
+
+
+def _wrapped(value: Any, levels: int) -> Any:
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
 def messages_validate(
-    *, items: list[Any], check_each: bool = True
+    *, items: list[Any], received_at: datetime, check_each: bool = True
 ) -> tuple[list[Message], list[Rejection]]:
     """Split items into accepted messages and rejections, in body order.
 
-    ``writeKey`` is stripped; a message without ``messageId`` gets ``auto-<sha256>`` of its
-    canonical content (sorted keys), so a retried identical body dedupes. ``check_each``
-    serialises each message to reject what the database or orjson cannot store (U+0000,
-    nesting deeper than orjson writes); the view turns it off when the raw body holds no
-    ``\\u0000``, and on again only if storing then fails to serialise.
+    ``writeKey`` is stripped; a message without ``messageId`` gets one from
+    :func:`message_id_derive`, so a retried body dedupes. ``check_each`` checks each message
+    for what the database cannot store or orjson cannot write (U+0000, nesting deeper than
+    :data:`MAX_DEPTH`) and rejects that message alone; the view turns it off when the raw
+    body holds no ``\\u0000`` and :func:`items_shallow` says nothing is too deep.
     """
     accepted: list[Message] = []
     rejected: list[Rejection] = []
@@ -104,11 +143,12 @@ def messages_validate(
         if problem:
             rejected.append(Rejection(index=index, detail=problem))
             continue
+        occurred_at = _occurred_at(payload)
         accepted.append(
             Message(
-                message_id=_message_id(payload),
+                message_id=_message_id(payload, occurred_at=occurred_at, received_at=received_at),
                 type=payload["type"],
-                occurred_at=_occurred_at(payload),
+                occurred_at=occurred_at,
                 payload=payload,
             )
         )
@@ -117,9 +157,10 @@ def messages_validate(
 
 def _unstorable(payload: dict) -> str:
     try:
+        orjson.dumps(_wrapped(payload, _ORJSON_MAX_DEPTH - MAX_DEPTH))
         data = orjson.dumps(payload)
-    except orjson.JSONEncodeError as exc:
-        return f"Cannot store this message: {exc}."
+    except orjson.JSONEncodeError:
+        return f"The message is nested deeper than {MAX_DEPTH} levels."
     if _NUL_ESCAPE.search(data):
         # PostgreSQL's jsonb cannot hold U+0000: storing it would fail the whole request.
         return "The message contains a NUL character (\\u0000)."
@@ -143,8 +184,11 @@ def _problem(item: Any) -> str:
         return "A track call needs an event name (event)."
     if kind == "group" and not _present(item.get("groupId")):
         return "A group call needs a groupId."
-    if not (_present(item.get("userId")) or _present(item.get("anonymousId")) or _email(item)):
-        return "No userId, anonymousId or email: the message identifies nobody."
+    if not has_identity(item):
+        return (
+            "No userId, anonymousId or email: the message identifies nobody (an id is a "
+            "string or an integer of at most 255 characters; an email holds an @)."
+        )
     message_id = item.get("messageId")
     if message_id is not None and not isinstance(message_id, str | int):
         return f"messageId must be a string, not {_json_kind(message_id)}."
@@ -157,21 +201,6 @@ def _present(value: Any) -> bool:
     if isinstance(value, str):
         return bool(value.strip())
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _email(item: dict) -> bool:
-    """An email anywhere a sender puts one: top level, traits, context.traits, properties."""
-    if _present(item.get("email")):
-        return True
-    context = item.get("context")
-    for holder in (
-        item.get("traits"),
-        context.get("traits") if isinstance(context, dict) else None,
-        item.get("properties"),
-    ):
-        if isinstance(holder, dict) and _present(holder.get("email")):
-            return True
-    return False
 
 
 def _json_kind(value: Any) -> str:
@@ -188,11 +217,27 @@ def _json_kind(value: Any) -> str:
     return "an object"
 
 
-def _message_id(payload: dict) -> str:
+def _message_id(payload: dict, *, occurred_at: datetime | None, received_at: datetime) -> str:
     given = payload.get("messageId")
     if given is not None and str(given).strip():
         return str(given)
-    canonical = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    return message_id_derive(payload, occurred_at=occurred_at, received_at=received_at)
+
+
+def message_id_derive(payload: dict, *, occurred_at: datetime | None, received_at: datetime) -> str:
+    """The id of a message sent without ``messageId``: the same for every send of one event.
+
+    ``auto-`` + SHA-256 of the message without what changes between sends
+    (:data:`VOLATILE_KEYS`: ``sentAt``, ``_metadata``, ``receivedAt``, ``writeKey``), keys in
+    sorted order at every level, so the order of keys does not matter. The event's own time
+    (``timestamp`` / ``originalTimestamp``) is part of the message, so two events that differ
+    only in time stay two. A message without a time of its own (``occurred_at`` None) is
+    hashed with its receive time rounded down to the second: two identical such messages
+    received in the same second count once. Every endpoint derives ids here.
+    """
+    content = {k: v for k, v in payload.items() if k not in VOLATILE_KEYS}
+    second = None if occurred_at is not None else received_at.replace(microsecond=0).isoformat()
+    canonical = orjson.dumps([content, second], option=orjson.OPT_SORT_KEYS)
     return "auto-" + hashlib.sha256(canonical).hexdigest()
 
 

@@ -3,8 +3,11 @@
 A publish per request is the single-event bottleneck (DESIGN.md §7), and a publish while
 Redis is down can block for seconds. So the request only sets a flag; one daemon thread per
 process publishes on the leading edge of a quiet period and once more on the trailing edge
-of each busy window, with ``retry=False``. Failures are logged, never raised: the inbox is
-the source of truth and the beat sweeper claims rows whose nudge was lost.
+of each busy window, with ``retry=False``. Failures are never raised: the inbox is the source
+of truth. A failed publish is tried again on the nudger's thread (backoff up to
+``RETRY_MAX_SECONDS``) until one succeeds, so the rows stored while the broker was down are
+drained within seconds of it coming back, whether or not new requests arrive; it is logged
+once when an outage starts and once when it ends, not at every attempt.
 
 :func:`drain_soon` is the one way anything asks for a drain (ingest, re-queued rows, a
 drain out of time): every caller goes through this process's nudger.
@@ -27,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 DRAIN_TASK = "usage.drain_inbox"
 DRAIN_QUEUE = "ingest"
+# After a failed publish the nudger tries again after 0.5 s, doubling, at most this often.
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 5.0
 
 
 def _default_app() -> Any:
@@ -55,6 +61,10 @@ class Nudger:
         self.published = 0
         self.failed = 0
         self.last_error: Exception | None = None
+        # The current outage: failed publishes in a row, since when (None: the broker is up).
+        self.failing = 0
+        self.failing_since: float | None = None
+        self._retry_at = float("-inf")
 
     def nudge(self) -> None:
         """Ask for a drain; returns at once (the publish happens on the nudger's thread)."""
@@ -74,14 +84,21 @@ class Nudger:
             with self._cond:
                 while not self._wanted:
                     self._cond.wait()
-                wait = self._last_publish + self.interval - self._clock()
+                due = max(self._last_publish + self.interval, self._retry_at)
+                wait = due - self._clock()
                 if wait > 0:
-                    # Inside a window: publish once at its end, for every nudge it received.
-                    self._cond.wait(min(wait, self.interval))
+                    # Inside a window (or a retry's backoff): publish once at its end, for
+                    # every nudge it received.
+                    self._cond.wait(min(wait, max(self.interval, RETRY_MAX_SECONDS)))
                     continue
                 self._wanted = False
                 self._last_publish = self._clock()
-            self.publish()
+            if not self.publish():
+                with self._cond:
+                    # Still wanted: the rows are stored, only the trigger was lost.
+                    self._wanted = True
+                    backoff = RETRY_FIRST_SECONDS * 2 ** min(self.failing - 1, 10)
+                    self._retry_at = self._clock() + min(backoff, RETRY_MAX_SECONDS)
 
     def flush(self) -> None:
         """Publish now if a nudge is still due (a process that exits must not drop it)."""
@@ -96,15 +113,32 @@ class Nudger:
         started = time.monotonic()
         try:
             app.send_task(DRAIN_TASK, queue=DRAIN_QUEUE, retry=False, ignore_result=True)
-        except Exception as exc:  # any broker failure: the sweeper is the safety net
+        except Exception as exc:  # any broker failure: retried, and the sweeper is the net
             self.failed += 1
+            self.failing += 1
             self.last_error = exc
-            logger.warning(
-                "ingest_nudge_failed",
-                extra={"error": repr(exc), "seconds": round(time.monotonic() - started, 3)},
-            )
+            if self.failing == 1:
+                # Once per outage: during one, a busy process would log this every 100 ms.
+                self.failing_since = started
+                logger.warning(
+                    "ingest_nudge_failed",
+                    extra={"error": repr(exc), "seconds": round(time.monotonic() - started, 3)},
+                )
+            else:
+                logger.debug("ingest_nudge_failed_again", extra={"attempts": self.failing})
             return False
         self.published += 1
+        if self.failing:
+            logger.warning(
+                "ingest_nudge_recovered",
+                extra={
+                    "failed_attempts": self.failing,
+                    "outage_seconds": round(started - (self.failing_since or started), 1),
+                },
+            )
+            self.failing = 0
+            self.failing_since = None
+            self._retry_at = float("-inf")
         return True
 
 

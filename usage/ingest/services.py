@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from django.db import connection
+from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
 from usage.models import InboxEvent
@@ -54,6 +55,15 @@ ON CONFLICT (message_id) DO NOTHING
 """  # noqa: S608 - "WHERE true" resolves SQLite's INSERT … SELECT … ON CONFLICT ambiguity
 
 
+# PostgreSQL: a statement timeout of the ingest's own, for this one statement only. The three
+# statements travel as one simple query (Django's psycopg cursor binds parameters client-side),
+# which PostgreSQL runs as one implicit transaction: SET LOCAL lasts until its end, costs no
+# extra round trip, and never applies to migrations or rebuilds. Inside an outer transaction
+# (the test event), the trailing SET puts the session's own value back for what follows.
+_TIMEOUT_BEFORE = "SET LOCAL statement_timeout = %s;\n"
+_TIMEOUT_AFTER = ";\nSET LOCAL statement_timeout TO DEFAULT"
+
+
 @dataclass(frozen=True)
 class StoreResult:
     request_id: uuid.UUID
@@ -67,20 +77,22 @@ def messages_ingest(
 ) -> StoreResult:
     """Validate raw Segment items, store the valid ones as one request, nudge a drain.
 
-    ``check_each`` serialises every item on its own to reject what cannot be stored
-    (U+0000, nesting orjson reads but will not write); the endpoints turn it off when the
-    raw body holds no ``\\u0000``, and it comes back on by itself if storing then fails to
-    serialise. The drain is asked for once the transaction commits (coalesced,
+    ``check_each`` checks every item on its own for what cannot be stored (U+0000, nesting
+    past ``messages.MAX_DEPTH``) and rejects that item alone; the endpoints turn it off when
+    the raw body holds no ``\\u0000`` and nothing is nested too deep. The drain is asked for once the transaction commits (coalesced,
     ``nudge.drain_soon``), only when something new was stored. Raises DatabaseError when
     the database cannot take the write (one query otherwise).
     """
     received_at = received_at or timezone.now()
-    messages, rejected = messages_validate(items=items, check_each=check_each)
+    messages, rejected = messages_validate(
+        items=items, received_at=received_at, check_each=check_each
+    )
     try:
         stored = inbox_store(messages=messages, received_at=received_at)
     except orjson.JSONEncodeError:
-        # Rare (nesting orjson reads but will not write): find and reject the culprits.
-        messages, rejected = messages_validate(items=items, check_each=True)
+        # Not expected (depth and U+0000 are checked first); should a payload still fail to
+        # serialise, find and reject the culprits rather than fail the request.
+        messages, rejected = messages_validate(items=items, received_at=received_at)
         stored = inbox_store(messages=messages, received_at=received_at)
     if stored.accepted:
         drain_soon()
@@ -97,7 +109,9 @@ def inbox_store(*, messages: list[Message], received_at: datetime) -> StoreResul
 
     ``duplicates`` counts messages whose ``message_id`` already exists in the inbox or
     appears earlier in the same request. One statement, no explicit transaction: the
-    INSERT is atomic by itself. Raises DatabaseError when the database cannot take it.
+    INSERT is atomic by itself. On PostgreSQL it runs under ``INGEST_STATEMENT_TIMEOUT_MS``
+    (``SET LOCAL``, this statement only). Raises DatabaseError when the database cannot take
+    it (including a statement that ran out of time).
     """
     request_id = uuid.uuid4()
     if not messages:
@@ -127,12 +141,32 @@ def inbox_store(*, messages: list[Message], received_at: datetime) -> StoreResul
     else:
         sql = _SQLITE_SQL
         params = [request_id.hex, _db_datetime(received_at, vendor), _dumps(rows)]
+    timeout_ms = settings.INGEST_STATEMENT_TIMEOUT_MS if vendor == "postgresql" else 0
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        inserted = cursor.rowcount
+        if timeout_ms > 0 and _binds_client_side(cursor):
+            cursor.execute(_TIMEOUT_BEFORE + sql + _TIMEOUT_AFTER, [timeout_ms, *params])
+            cursor.cursor.nextset()  # the INSERT's result, after the SET's
+            inserted = cursor.cursor.rowcount
+        elif timeout_ms > 0:
+            # Server-side binding (OPTIONS server_side_binding): one statement per execute.
+            with transaction.atomic():
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, true)", [str(timeout_ms)]
+                )
+                cursor.execute(sql, params)
+                inserted = cursor.rowcount
+        else:
+            cursor.execute(sql, params)
+            inserted = cursor.rowcount
     return StoreResult(
         request_id=request_id, accepted=inserted, duplicates=len(messages) - inserted
     )
+
+
+def _binds_client_side(cursor) -> bool:
+    import psycopg
+
+    return isinstance(cursor.cursor, psycopg.ClientCursor)
 
 
 def _db_datetime(value: datetime, vendor: str) -> str:

@@ -18,10 +18,15 @@ from django.views.decorators.csrf import csrf_exempt
 from .auth import integration_cached, signature_valid, token_from_authorization, token_valid
 from .body import BadBody, BodyTooLarge, body_decode, body_parse, body_read
 from .browser import browser_key_valid, browser_messages_ingest, browser_path_allowed
-from .messages import body_items
+from .deadline import database_deadline
+from .messages import MAX_DEPTH, body_item_count, body_items, items_shallow
 from .services import messages_ingest
 
 logger = logging.getLogger(__name__)
+
+# The answer lists the first rejections only (with their indexes), and how many there were:
+# a body of a million invalid items must not become a huge answer.
+MAX_REJECTED_SHOWN = 100
 
 # /v1 path segment → call type (the short forms are analytics.js's and the mobile SDKs').
 V1_TYPES = {
@@ -85,29 +90,42 @@ def v1_call(request: HttpRequest, call: str) -> HttpResponse:
 
 
 def _ingest(request: HttpRequest, *, path_type: str | None, v1: bool) -> HttpResponse:
-    limit = settings.INGEST_MAX_BODY_BYTES
+    # Every database call of the request runs under one client-side bound: a database that
+    # hangs gives a fast 503 (Segment retries) instead of a pile of waiting requests.
+    with database_deadline(settings.INGEST_DATABASE_DEADLINE_SECONDS):
+        return _ingest_bounded(request, path_type=path_type, v1=v1)
+
+
+def _ingest_bounded(request: HttpRequest, *, path_type: str | None, v1: bool) -> HttpResponse:
     try:
         integration = integration_cached()
     except DatabaseError:
         return _unavailable("integration_read")
     header = request.META.get("HTTP_AUTHORIZATION", "")
-    authenticated = bool(header) and token_valid(
-        integration=integration, candidates=token_from_authorization(header)
-    )
-    # /v1 only: the browser key (analytics.js) authenticates a narrower set of calls.
-    browser = (
-        v1
-        and not authenticated
-        and bool(header)
-        and browser_key_valid(integration=integration, candidates=token_from_authorization(header))
-    )
-    authenticated = authenticated or browser
-    if not authenticated and not v1:
+    browser = False
+    if header:
+        candidates = token_from_authorization(header)
+        if not token_valid(integration=integration, candidates=candidates):
+            # /v1 only: the browser key (analytics.js) authenticates a narrower set of calls.
+            browser = v1 and browser_key_valid(integration=integration, candidates=candidates)
+            if not browser:
+                return _unauthorized(
+                    "The key in the Authorization header is not valid: it is not this install's "
+                    "tenant token (or was rotated out more than its grace period ago)."
+                )
+        limit = settings.INGEST_MAX_BODY_BYTES
+        if browser:
+            # A public key: browsers send small batches, so the pre-auth read bound applies.
+            limit = min(settings.INGEST_UNAUTHENTICATED_MAX_BODY_BYTES, limit)
+    elif not v1:
         return _unauthorized(
             "Send the tenant token as HTTP Basic user name: Authorization: Basic base64(token:)."
-            if not header
-            else "The tenant token is wrong (or was rotated out more than its grace period ago)."
         )
+    else:
+        # The write key may be in the body (analytics.js): until it is checked, read no more
+        # than a Segment batch can be (500 KB), with a margin.
+        limit = min(settings.INGEST_UNAUTHENTICATED_MAX_BODY_BYTES, settings.INGEST_MAX_BODY_BYTES)
+    authenticated = bool(header)
     try:
         raw = body_read(request=request, limit=limit)
         data = body_decode(
@@ -115,13 +133,7 @@ def _ingest(request: HttpRequest, *, path_type: str | None, v1: bool) -> HttpRes
         )
         parsed = body_parse(data=data)
     except BodyTooLarge:
-        return _json(
-            413,
-            {
-                "error": "payload_too_large",
-                "detail": f"The body is over {limit} bytes (after gunzip).",
-            },
-        )
+        return _too_large(limit=limit, authenticated=authenticated)
     except BadBody as exc:
         if not authenticated:
             return _unauthorized("No valid write key: send it as Basic auth user name.")
@@ -129,18 +141,17 @@ def _ingest(request: HttpRequest, *, path_type: str | None, v1: bool) -> HttpRes
 
     if not authenticated:
         write_key = parsed.get("writeKey") if isinstance(parsed, dict) else None
-        valid = isinstance(write_key, str) and token_valid(
-            integration=integration, candidates=[write_key]
-        )
-        browser = (
-            not valid
-            and isinstance(write_key, str)
-            and browser_key_valid(integration=integration, candidates=[write_key])
-        )
-        if not (valid or browser):
+        if not isinstance(write_key, str) or not write_key:
             return _unauthorized(
-                "No valid write key: send it as Basic auth user name or as writeKey in the body."
+                "No write key: send it as Basic auth user name or as writeKey in the body."
             )
+        if not token_valid(integration=integration, candidates=[write_key]):
+            browser = browser_key_valid(integration=integration, candidates=[write_key])
+            if not browser:
+                return _unauthorized(
+                    "The writeKey in the body is not valid: it is not this install's tenant "
+                    "token (or was rotated out more than its grace period ago)."
+                )
     if browser and not browser_path_allowed(path_type):
         return _json(
             403,
@@ -159,20 +170,49 @@ def _ingest(request: HttpRequest, *, path_type: str | None, v1: bool) -> HttpRes
                 "X-Signature is missing or wrong: hex HMAC-SHA1 of the body with the shared secret."
             )
 
+    count = body_item_count(parsed=parsed, path_type=path_type)
+    max_items = settings.INGEST_MAX_ITEMS
+    if count > max_items:
+        return _json(
+            413,
+            {
+                "error": "too_many_messages",
+                "detail": f"The body holds {count:,} messages; at most {max_items:,} are "
+                "accepted in one request. Send them in smaller batches.",
+            },
+        )
     items = body_items(parsed=parsed, path_type=path_type)
+    del parsed
+    # Each item is checked on its own only when the body may hold U+0000 (PostgreSQL cannot
+    # store it) or nesting past the depth limit; a body with fewer brackets than the limit
+    # cannot nest that deep, which spares the usual request even the one-pass check.
+    deep = data.count(b"{") + data.count(b"[") > MAX_DEPTH and not items_shallow(items)
     ingest = browser_messages_ingest if browser else messages_ingest
     try:
-        stored = ingest(items=items, check_each=b"\\u0000" in data)
+        stored = ingest(items=items, check_each=deep or b"\\u0000" in data)
     except DatabaseError:
         return _unavailable("inbox_store")
+    shown = stored.rejected[:MAX_REJECTED_SHOWN]
     return _json(
         200,
         {
             "accepted": stored.accepted,
             "duplicates": stored.duplicates,
-            "rejected": [r.as_dict() for r in stored.rejected],
+            "rejected": [r.as_dict() for r in shown],
+            "rejected_count": len(stored.rejected),
         },
     )
+
+
+def _too_large(*, limit: int, authenticated: bool) -> HttpResponse:
+    detail = f"The body is over {limit} bytes (after gunzip)."
+    if not authenticated:
+        detail += (
+            " Before the write key is checked no more is read; send it as Basic auth user "
+            f"name (Authorization header) for bodies up to {settings.INGEST_MAX_BODY_BYTES:,} "
+            "bytes."
+        )
+    return _json(413, {"error": "payload_too_large", "detail": detail})
 
 
 def _unavailable(step: str) -> HttpResponse:

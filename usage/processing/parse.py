@@ -23,6 +23,8 @@ MAX_COUNT = 2_147_483_647  # PositiveIntegerField's ceiling on every backend
 
 # A finite decimal number written as a string ("12.5", "-3", ".5"); no exponent, no NaN/inf.
 _DECIMAL_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+# A count written as a string: ASCII digits, at most one more than MAX_COUNT has.
+_COUNT_RE = re.compile(r"^[0-9]{1,11}$", re.ASCII)
 
 
 def _dict(value: Any) -> dict:
@@ -107,9 +109,31 @@ def user_key_of(payload: dict) -> str | None:
 
 
 def email_key_of(payload: dict) -> str | None:
-    traits = _dict(payload.get("traits"))
-    context_traits = _dict(_dict(payload.get("context")).get("traits"))
-    return as_email(traits.get("email")) or as_email(context_traits.get("email"))
+    """The event's email, first usable wins: ``traits.email``, ``context.traits.email``,
+    ``properties.email``, a top-level ``email``. The one rule: ingest's door accepts an
+    event as identified by exactly this (:func:`has_identity`), so the door and the matcher
+    never disagree."""
+    for holder in (
+        payload.get("traits"),
+        _dict(payload.get("context")).get("traits"),
+        payload.get("properties"),
+        payload,
+    ):
+        if isinstance(holder, dict) and (email := as_email(holder.get("email"))) is not None:
+            return email
+    return None
+
+
+def has_identity(payload: dict) -> bool:
+    """Whether an event names someone: a user id or an email as the matcher reads them
+    (:func:`user_key_of`, :func:`email_key_of`), or an ``anonymousId`` (stored, then dropped
+    as ``no_identity`` by processing when nothing else identifies the user). Ingest rejects
+    an event without any as ``invalid_message``."""
+    return (
+        user_key_of(payload) is not None
+        or email_key_of(payload) is not None
+        or as_key(payload.get("anonymousId")) is not None
+    )
 
 
 def _text(value: Any, limit: int) -> str:
@@ -156,10 +180,13 @@ def count_of(properties: dict) -> tuple[int, str | None]:
         value = raw
     elif isinstance(raw, float) and raw.is_integer():
         value = int(raw)
-    elif isinstance(raw, str) and raw.strip().isdigit():
+    elif isinstance(raw, str) and _COUNT_RE.match(raw.strip()):
+        # ASCII digits only, and few: str.isdigit() also says yes to "²" (which int() refuses)
+        # and to 5,000-digit strings (which int() refuses past 4,300 digits).
         value = int(raw.strip())
     if value is None or value < 1 or value > MAX_COUNT:
-        return 1, f"count {raw!r} is not a positive integer; 1 used"
+        shown = repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:37] + "…"
+        return 1, f"count {shown} is not a positive integer; 1 used"
     return value, None
 
 

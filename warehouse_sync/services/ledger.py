@@ -2,16 +2,21 @@
 
 Every object a run takes on ends counted on its model's row, as synced or as an error (with
 the first messages kept); failed objects are recorded so the next runs resend them, and
-cleared when they succeed. All of it is written from the run's own thread.
+cleared when they succeed. All of it is written from the run's own thread, with the run's
+checkpoint (``resume.py``). The lease is kept by a :class:`Heartbeat` thread, so it lives
+while one batch retries for minutes, and lapses soon after the worker dies.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from ..models import (
@@ -26,6 +31,8 @@ from .client import BatchOutcome, WriteKeyRejected
 from .mapping import Mapped
 from .packing import Batch, Ref
 
+logger = logging.getLogger(__name__)
+
 # SyncBatch rows are written in bulk at most this often (and when the run ends).
 BATCH_ROWS_EVERY_SECONDS = 1.0
 
@@ -39,7 +46,79 @@ class LeaseLost(Exception):
 
 
 def lease_length() -> timedelta:
+    """The live lease: a worker's heartbeat renews it; a dead run is reaped soon after."""
     return timedelta(seconds=settings.WAREHOUSE_PUSH_LEASE_SECONDS)
+
+
+def queued_lease_length() -> timedelta:
+    """The lease of a run no worker has taken yet (the queue may be busy for a while)."""
+    return timedelta(seconds=settings.WAREHOUSE_PUSH_QUEUED_LEASE_SECONDS)
+
+
+def lease_renew(*, run_id: int) -> bool:
+    """Push a running run's lease forward; False when it is no longer running (reaped)."""
+    now = timezone.now()
+    return bool(
+        SyncRun.objects.filter(pk=run_id, status=SyncStatus.RUNNING).update(
+            lease_expires_at=now + lease_length(), heartbeat_at=now
+        )
+    )
+
+
+class Heartbeat:
+    """Renews a run's lease every ``WAREHOUSE_PUSH_HEARTBEAT_SECONDS`` from a thread of its
+    own, from when a worker takes the run over until it ends. ``lost`` turns true when the
+    run was reaped meanwhile. A database that does not answer stops the renewals (logged once
+    per outage): the lease then lapses and the run is reaped, as for a dead worker."""
+
+    def __init__(self, *, run_id: int, every: float | None = None) -> None:
+        self.run_id = run_id
+        self.every = every or settings.WAREHOUSE_PUSH_HEARTBEAT_SECONDS
+        self.lost = False
+        self.beats = 0
+        self._stop = threading.Event()
+        self._failing = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"push-heartbeat-{run_id}", daemon=True
+        )
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.every):
+                self.beat()
+                if self.lost:
+                    return
+        finally:
+            connection.close()  # this thread's own connection
+
+    def beat(self) -> None:
+        try:
+            alive = lease_renew(run_id=self.run_id)
+        except DatabaseError:
+            if not self._failing:
+                logger.warning("warehouse_sync_heartbeat_failed", exc_info=True)
+            self._failing = True
+            connection.close()  # reconnect at the next beat
+            return
+        if self._failing:
+            logger.warning("warehouse_sync_heartbeat_recovered", extra={"run_id": self.run_id})
+            self._failing = False
+        self.beats += 1
+        if not alive:
+            # Reaped (no longer running). A row this connection cannot see at all (not
+            # committed yet) is not a reaped run: only progress_save, in the run's own
+            # transaction, may judge that.
+            status = SyncRun.objects.filter(pk=self.run_id).values_list("status", flat=True)
+            self.lost = status.first() not in (None, SyncStatus.RUNNING)
 
 
 @dataclass
@@ -57,8 +136,13 @@ class Counters:
 class RunLedger:
     """Accounts for each batch's outcome and keeps the run's rows up to date."""
 
-    def __init__(self, *, run: SyncRun) -> None:
+    def __init__(self, *, run: SyncRun, heartbeat: Heartbeat | None = None) -> None:
         self.run = run
+        self.heartbeat = heartbeat
+        # model → kind → the largest pk up to which every selected object is accounted.
+        self.checkpoint: dict[str, dict[str, int]] = {
+            model: dict(reached) for model, reached in (run.checkpoint or {}).items()
+        }
         self.max_failed_batches = settings.WAREHOUSE_PUSH_MAX_FAILED_BATCHES
         self.consecutive_failed = 0
         self.counters = {model: Counters() for model in run.synced_models}
@@ -99,6 +183,12 @@ class RunLedger:
             self._succeeded(batch.refs)
         else:
             self._batch_failed(batch, result)
+        # Accounted, in submission order: every object up to the batch's last one of each
+        # model and kind is settled (failed ones are recorded and resent by the next run).
+        for model, kind, pk in batch.refs:
+            reached = self.checkpoint.setdefault(model, {})
+            if pk > reached.get(kind, 0):
+                reached[kind] = pk
         # Every batch (two small UPDATEs per ~1,000 messages; the batch rows themselves go in
         # bulk): renews the lease, publishes progress, and notices at once when the run was
         # reaped from under us.
@@ -185,9 +275,10 @@ class RunLedger:
             heartbeat_at=now,
             objects_synced=self.synced,
             errors=self.errors,
+            checkpoint=self.checkpoint,
         )
         self.results_save()
-        if not alive:
+        if not alive or (self.heartbeat is not None and self.heartbeat.lost):
             raise LeaseLost()
 
     def results_save(self) -> None:

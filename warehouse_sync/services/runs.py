@@ -2,8 +2,9 @@
 
 The trigger (beat, the admin button, the command) creates the run row and takes the lease in
 its own request, so a second trigger is refused at once; the worker then takes the run over,
-renews the lease while it works, and a run whose worker died lapses and is marked failed by
-the next trigger or by the beat check.
+a heartbeat thread renews the lease while it works (``WAREHOUSE_PUSH_LEASE_SECONDS``), and a
+run whose worker died lapses and is marked failed by the next trigger or by the beat check,
+within a minute. The next run resumes it from its checkpoints (``resume.py``).
 
 Executing composes three units, one role each: ``changes`` + ``mapping`` read and map,
 ``packing.BatchPacker`` packs under Segment's limits, ``inflight.InFlight`` posts from a small
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from integrations.models import IntegrationSettings
@@ -32,10 +33,10 @@ from ..models import (
     SyncStatus,
     SyncTrigger,
 )
-from . import changes, mapping
+from . import mapping, resume
 from .client import SegmentClient
 from .inflight import InFlight
-from .ledger import LeaseLost, RunLedger, RunStopped, lease_length
+from .ledger import Heartbeat, LeaseLost, RunLedger, RunStopped, lease_length, queued_lease_length
 from .packing import BatchPacker
 
 logger = logging.getLogger(__name__)
@@ -137,7 +138,9 @@ def sync_run_start(
                     full=full,
                     synced_models=chosen,
                     started_at=now,
-                    lease_expires_at=now + lease_length(),
+                    # Until a worker takes it over (the queue may be busy for a while);
+                    # then the heartbeat's short lease.
+                    lease_expires_at=now + queued_lease_length(),
                     heartbeat_at=now,
                 )
         except IntegrityError:
@@ -174,14 +177,21 @@ def _enqueue(run_id: int) -> None:
 
 
 def _run_take_over(*, run_id: int) -> SyncRun | None:
-    """The worker claims the run: only a running run with a live lease can be taken over."""
+    """The worker claims the run: only a running run with a live lease can be taken over.
+
+    The run's scope per model (its change mark, or the failed run it resumes) is fixed now.
+    """
     now = timezone.now()
     taken = SyncRun.objects.filter(
         pk=run_id, status=SyncStatus.RUNNING, lease_expires_at__gte=now
     ).update(lease_expires_at=now + lease_length(), heartbeat_at=now)
     if not taken:
         return None
-    return SyncRun.objects.get(pk=run_id)
+    run = SyncRun.objects.get(pk=run_id)
+    if not run.scope:
+        run.scope = resume.run_scope(run=run)
+        SyncRun.objects.filter(pk=run_id).update(scope=run.scope)
+    return run
 
 
 def _run_close(*, run_id: int, status: str, error: str = "", **counts) -> bool:
@@ -223,33 +233,72 @@ def sync_run_execute(*, run_id: int, client: SegmentClient | None = None) -> Syn
     if refusal:
         _run_close(run_id=run.pk, status=SyncStatus.FAILED, error=refusal)
         return SyncRun.objects.get(pk=run.pk)
-    client = client or client_for(integration=integration)
-    ledger = RunLedger(run=run)
+    heartbeat = Heartbeat(run_id=run.pk).start()
+    try:
+        return _execute(
+            run=run, client=client or client_for(integration=integration), heartbeat=heartbeat
+        )
+    finally:
+        heartbeat.stop()
+
+
+def _execute(*, run: SyncRun, client: SegmentClient, heartbeat: Heartbeat) -> SyncRun | None:
+    ledger = RunLedger(run=run, heartbeat=heartbeat)
     flight = InFlight(client=client, concurrency=settings.WAREHOUSE_PUSH_CONCURRENCY)
     try:
         _changes_send(run=run, ledger=ledger, flight=flight)
     except LeaseLost:
         logger.error("warehouse_sync_lease_lost", extra={"run_id": run.pk})
-        return SyncRun.objects.get(pk=run.pk)
+        return _reread(run.pk)
     except RunStopped as exc:
-        return _finish(ledger, status=SyncStatus.FAILED, error=str(exc))
+        return _finish_or_leave(ledger, status=SyncStatus.FAILED, error=str(exc))
     except Exception as exc:
         # Recorded on the run (the admin sees it) and logged with the traceback.
         logger.exception("warehouse_sync_run_crashed", extra={"run_id": run.pk})
-        return _finish(ledger, status=SyncStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        return _finish_or_leave(
+            ledger, status=SyncStatus.FAILED, error=f"{type(exc).__name__}: {exc}"
+        )
     finally:
         flight.close()
-        ledger.batches_save()
         client.close()
-    # Earlier failures not retried by this run no longer exist (deleted, now test data).
-    FailedObject.objects.filter(model__in=run.synced_models).exclude(run=run).delete()
+        try:
+            ledger.batches_save()
+        except DatabaseError:
+            logger.warning("warehouse_sync_batches_not_saved", extra={"run_id": run.pk})
+    try:
+        # Earlier failures not retried by this run no longer exist (deleted, now test data).
+        FailedObject.objects.filter(model__in=run.synced_models).exclude(run=run).delete()
+    except DatabaseError:
+        logger.exception("warehouse_sync_run_not_closed", extra={"run_id": run.pk})
+        return None
     if ledger.errors:
-        return _finish(
+        return _finish_or_leave(
             ledger,
             status=SyncStatus.PARTIAL,
             error=f"{ledger.errors} object(s) failed; they are retried by the next run.",
         )
-    return _finish(ledger, status=SyncStatus.SUCCEEDED)
+    return _finish_or_leave(ledger, status=SyncStatus.SUCCEEDED)
+
+
+def _finish_or_leave(ledger: RunLedger, *, status: str, error: str = "") -> SyncRun | None:
+    """Close the run; when the database cannot be reached (it may be why the run stopped),
+    say so and leave the run to its lease: the heartbeat stops with this thread, the lease
+    lapses, and the reaper (or the next trigger) marks it failed within a minute."""
+    try:
+        return _finish(ledger, status=status, error=error)
+    except DatabaseError:
+        logger.exception(
+            "warehouse_sync_run_not_closed",
+            extra={"run_id": ledger.run.pk, "status": status, "error": error[:500]},
+        )
+        return None
+
+
+def _reread(run_id: int) -> SyncRun | None:
+    try:
+        return SyncRun.objects.get(pk=run_id)
+    except DatabaseError:
+        return None
 
 
 def _changes_send(*, run: SyncRun, ledger: RunLedger, flight: InFlight) -> None:
@@ -264,10 +313,10 @@ def _changes_send(*, run: SyncRun, ledger: RunLedger, flight: InFlight) -> None:
                 ledger.account(*done)
 
     for model in run.synced_models:
-        since = None if run.full else changes.change_mark(model=model, exclude_run_id=run.pk)
-        for rows in changes.object_chunks(model=model, since=since, size=chunk_size):
+        scope = run.scope[model]
+        for rows in resume.object_chunks(model=model, scope=scope, size=chunk_size):
             send(FailedObjectKind.OBJECT, mapping.chunk_map(model, rows))
-        for rows in changes.tombstone_chunks(model=model, since=since, size=chunk_size):
+        for rows in resume.tombstone_chunks(model=model, scope=scope, size=chunk_size):
             send(FailedObjectKind.TOMBSTONE, mapping.tombstones_map(rows))
     last = packer.rest()
     if last is not None:

@@ -15,10 +15,12 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 
 from ..body import READ_CHUNK, BadBody, BodyTooLarge
+from ..deadline import database_deadline
 from ..messages import Message
 from .items import ItemError, activity_message
 from .services import PlanhatResult, planhat_items_ingest
@@ -140,16 +142,21 @@ def csv_stream_ingest(*, request: HttpRequest, limit: int) -> PlanhatResult:
             else:
                 batch.append((index, {c: v.strip() for c, v in zip(columns, row, strict=True)}))
             if len(batch) >= CSV_CHUNK_ROWS:
-                planhat_items_ingest(
-                    items=batch, translate=_row_message, received_at=received_at, result=result
-                )
+                _chunk_store(batch, received_at, result)
                 batch = []
-        planhat_items_ingest(
-            items=batch, translate=_row_message, received_at=received_at, result=result
-        )
+        _chunk_store(batch, received_at, result)
     except csv.Error as exc:
         raise BadBody(f"The CSV cannot be read at line {reader.line_num}: {exc}.") from exc
     return result
+
+
+def _chunk_store(batch: list[tuple[int, Any]], received_at, result: PlanhatResult) -> None:
+    # Each chunk's database work under the ingest deadline of its own: a stream may last
+    # longer than one request of the JSON endpoints, a chunk's insert may not.
+    with database_deadline(settings.INGEST_DATABASE_DEADLINE_SECONDS):
+        planhat_items_ingest(
+            items=batch, translate=_row_message, received_at=received_at, result=result
+        )
 
 
 def _row_message(row: Any, **kwargs: Any) -> Message:

@@ -7,16 +7,17 @@ under ``planhat`` (``weight``, ``count``). A dimension-data item (``/dimensionda
 becomes a message of its own type, ``dimension``, processed into a metric value (section 2's
 switch). A bad item raises :class:`ItemError` with a message for the sender.
 
-Items carry no message id: each gets ``auto-<sha256>`` of its translated content with the
-time cut to the second, so an exact resend is a duplicate, and two identical items in the
-same second count once.
+Items carry no message id: each gets one derived from its translated content by the rule
+every endpoint uses (``messages.message_id_derive``), so an exact resend is a duplicate.
+An item's ``date`` is part of its content; an item without one is hashed with its receive
+time rounded down to the second: two identical activities without a date sent in the same
+second count once.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -24,7 +25,7 @@ import orjson
 from integrations.models import METRIC_KEY_RE
 from usage.processing.parse import MAX_COUNT, as_email, as_key
 
-from ..messages import Message, _json_kind, _message_id, _unstorable, parse_iso8601
+from ..messages import Message, _json_kind, _unstorable, message_id_derive, parse_iso8601
 
 ACTIVITY_LIBRARY = {"name": "planhat-open-api"}
 DIMENSION_TYPE = "dimension"
@@ -45,10 +46,11 @@ def _text(value: Any, limit: int = 255) -> str:
     return ""
 
 
-def _time(item: dict, received_at: datetime) -> datetime:
+def _time(item: dict) -> datetime | None:
+    """The item's ``date`` (ISO-8601) as aware UTC; None when it gives none."""
     raw = item.get("date")
     if raw is None or raw == "":
-        return received_at
+        return None
     if not isinstance(raw, str):
         raise ItemError(f"date must be an ISO-8601 string, not {_json_kind(raw)}.")
     parsed = parse_iso8601(raw)
@@ -102,31 +104,23 @@ def _first(item: dict, *names: str) -> Any:
     return None
 
 
-@lru_cache(maxsize=8)
-def _iso(value: datetime) -> str:
-    # Items without a date share the request's receive time: written once per request.
-    return value.isoformat()
-
-
 def _with_id(
-    payload: dict, occurred_at: datetime, date: Any, kind: str, check_nul: bool
+    payload: dict, occurred_at: datetime | None, received_at: datetime, kind: str, check_nul: bool
 ) -> Message:
-    """The message, its id hashed from the payload with the time cut to the second.
+    """The message, its id derived by the one rule of every endpoint (``message_id_derive``).
 
-    The id is computed with ``timestamp`` holding the epoch second (so two identical items
-    in one second share it), then ``timestamp`` gets the ISO text: the item's own ``date``
-    when it gave one (already ISO), else the receive time. No copy of the payload is made.
+    An item with a ``date`` has it as ``timestamp`` (the time is part of the content); one
+    without is hashed with its receive second and stored without a time of its own (the
+    inbox row takes the receive time). No copy of the payload is made.
     """
-    payload["timestamp"] = int(occurred_at.timestamp())
-    try:
-        message_id = _message_id(payload)
-    except orjson.JSONEncodeError as exc:  # nesting orjson will not write
-        raise ItemError(f"Cannot store this item: {exc}.") from exc
-    payload["timestamp"] = date if isinstance(date, str) and date else _iso(occurred_at)
     # U+0000 is looked for only when the raw body holds one (as the Segment endpoints do).
     problem = _unstorable(payload) if check_nul else ""
     if problem:
         raise ItemError(problem)
+    try:
+        message_id = message_id_derive(payload, occurred_at=occurred_at, received_at=received_at)
+    except orjson.JSONEncodeError as exc:  # nesting orjson will not write
+        raise ItemError(f"Cannot store this item: {exc}.") from exc
     return Message(message_id=message_id, type=kind, occurred_at=occurred_at, payload=payload)
 
 
@@ -154,7 +148,7 @@ def activity_message(item: Any, *, received_at: datetime, check_nul: bool = True
     info = item.get("info")
     if info is not None and not isinstance(info, dict):
         raise ItemError(f"info must be a JSON object, not {_json_kind(info)}.")
-    occurred_at = _time(item, received_at)
+    occurred_at = _time(item)
     traits: dict[str, str] = {}
     if email:
         traits["email"] = email
@@ -171,7 +165,9 @@ def activity_message(item: Any, *, received_at: datetime, check_nul: bool = True
     payload["context"] = context
     payload["properties"] = info or {}
     payload["planhat"] = {"weight": _weight(item.get("weight")), "count": _count(item.get("count"))}
-    return _with_id(payload, occurred_at, item.get("date"), "track", check_nul)
+    if occurred_at is not None:
+        payload["timestamp"] = item["date"]
+    return _with_id(payload, occurred_at, received_at, "track", check_nul)
 
 
 def dimension_message(item: Any, *, received_at: datetime, check_nul: bool = True) -> Message:
@@ -204,7 +200,7 @@ def dimension_message(item: Any, *, received_at: datetime, check_nul: bool = Tru
         raise ItemError(
             f"model {str(model_raw)[:40]!r} is not one of Company, EndUser, Asset, Project."
         )
-    occurred_at = _time(item, received_at)
+    occurred_at = _time(item)
     payload = {
         "type": DIMENSION_TYPE,
         "dimensionId": dimension,
@@ -212,4 +208,6 @@ def dimension_message(item: Any, *, received_at: datetime, check_nul: bool = Tru
         "externalId": external_id,
         "model": model,
     }
-    return _with_id(payload, occurred_at, item.get("date"), DIMENSION_TYPE, check_nul)
+    if occurred_at is not None:
+        payload["timestamp"] = item["date"]
+    return _with_id(payload, occurred_at, received_at, DIMENSION_TYPE, check_nul)

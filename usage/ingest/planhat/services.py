@@ -17,11 +17,11 @@ from django.utils import timezone
 from ..messages import Message
 from ..nudge import drain_soon
 from ..services import inbox_store
-from .items import ItemError
 
-# The answer lists at most this many errors (a body of 100,000 bad items must not make a
-# 100,000-entry answer); ``errors_total`` says how many there were.
-MAX_ERRORS_LISTED = 100
+# The answer lists at most as many errors as the Segment endpoints list rejections (one
+# rule); ``errors_count`` says how many there were.
+from ..views import MAX_REJECTED_SHOWN as MAX_ERRORS_LISTED
+from .items import ItemError
 
 Translate = Callable[..., Message]
 
@@ -30,18 +30,19 @@ Translate = Callable[..., Message]
 class PlanhatResult:
     processed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
-    errors_total: int = 0
+    errors_count: int = 0
 
     def error_add(self, index: int, error: str) -> None:
-        self.errors_total += 1
+        self.errors_count += 1
         if len(self.errors) < MAX_ERRORS_LISTED:
             self.errors.append({"index": index, "error": error})
 
     def as_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"processed": self.processed, "errors": self.errors}
-        if self.errors_total > len(self.errors):
-            body["errors_total"] = self.errors_total
-        return body
+        return {
+            "processed": self.processed,
+            "errors": self.errors,
+            "errors_count": self.errors_count,
+        }
 
 
 def planhat_messages_store(*, messages: list[Message], received_at: datetime) -> int:

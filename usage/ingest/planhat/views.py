@@ -21,6 +21,8 @@ from django.views.decorators.csrf import csrf_exempt
 
 from ..auth import integration_cached, token_from_authorization, token_valid
 from ..body import BadBody, BodyTooLarge, body_decode, body_parse, body_read
+from ..deadline import database_deadline
+from ..messages import MAX_DEPTH, items_shallow
 from .csv_stream import csv_stream_ingest
 from .items import activity_message, dimension_message
 from .services import Translate, planhat_items_ingest
@@ -103,6 +105,14 @@ def _refusal(request: HttpRequest, token: str | None, method: str) -> HttpRespon
 
 
 def _json_items(request: HttpRequest, token: str | None, translate: Translate) -> HttpResponse:
+    # The Segment endpoints' bound on the request's database work (a hung database: 503).
+    with database_deadline(settings.INGEST_DATABASE_DEADLINE_SECONDS):
+        return _json_items_bounded(request, token, translate)
+
+
+def _json_items_bounded(
+    request: HttpRequest, token: str | None, translate: Translate
+) -> HttpResponse:
     refused = _refusal(request, token, "POST")
     if refused is not None:
         return refused
@@ -118,9 +128,22 @@ def _json_items(request: HttpRequest, token: str | None, translate: Translate) -
     except BadBody as exc:
         return _json(400, {"error": "bad_request", "detail": str(exc)})
     items = parsed if isinstance(parsed, list) else [parsed]
+    max_items = settings.INGEST_MAX_ITEMS
+    if len(items) > max_items:  # the Segment endpoints' cap, one rule
+        return _json(
+            413,
+            {
+                "error": "too_many_items",
+                "detail": f"The body holds {len(items):,} items; at most {max_items:,} are "
+                "accepted in one request. Send them in smaller batches.",
+            },
+        )
+    # As on the Segment endpoints: each item is checked for what cannot be stored only when
+    # the body may hold U+0000 or nesting past the depth limit.
+    deep = data.count(b"{") + data.count(b"[") > MAX_DEPTH and not items_shallow(items)
     try:
         result = planhat_items_ingest(
-            items=enumerate(items), translate=translate, check_nul=b"\\u0000" in data
+            items=enumerate(items), translate=translate, check_nul=deep or b"\\u0000" in data
         )
     except DatabaseError:
         return _unavailable("inbox_store")

@@ -35,10 +35,21 @@ class Command(BaseCommand):
             raise CommandError(f"Push refused: {exc.message}") from None
         kind = "full" if full else "incremental"
         if not wait:
+            # Queued after the commit: with the broker down the run is already failed by now
+            # ("could not queue the push"), and saying "queued" would be a lie.
+            run.refresh_from_db(fields=["status", "error"])
+            if run.status != SyncStatus.RUNNING:
+                raise CommandError(f"Sync run {run.pk} was not queued: {run.error}")
             self.stdout.write(f"Sync run {run.pk} ({kind}) queued on the 'warehouse' queue.")
             return
         self.stdout.write(f"Sync run {run.pk} ({kind}) running…")
-        run = sync_run_execute(run_id=run.pk)
+        run_id = run.pk
+        run = sync_run_execute(run_id=run_id)
+        if run is None:
+            raise CommandError(
+                f"Sync run {run_id} could not be closed: the database did not answer. Its "
+                "lease lapses and it is marked failed; the next push resumes it."
+            )
         self._table(run)
         if run.status == SyncStatus.FAILED:
             raise CommandError(f"Sync run {run.pk} failed: {run.error}")
