@@ -92,6 +92,19 @@ def test_analytics_wrong_or_missing_token_is_401_and_stores_nothing(client, inte
     assert InboxEvent.objects.count() == 0
 
 
+def test_https_redirect_spares_the_planhat_routes(client, token, settings):
+    CompanyFactory(external_id="ACME")
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_REDIRECT_EXEMPT = settings.INGEST_PATH_PATTERNS
+    for path in (f"/analytics/{token}", f"/analytics/bulk/{token}", "/analytics/"):
+        extra = {} if token in path else {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+        assert post(client, path, activity(), **extra).status_code == 200, path
+    dimension = {"dimensionId": "nps", "value": 1, "externalId": "ACME"}
+    assert post(client, f"/dimensiondata/{token}", dimension).status_code == 200
+    assert client.get(f"/v1/projects/{token}/settings").status_code == 200
+    assert client.get("/admin/").status_code == 301  # the rest is still redirected
+
+
 def test_analytics_rotated_token_works_within_grace(client, integration):
     old = integration.tenant_token
     tenant_token_rotate()
