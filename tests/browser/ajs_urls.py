@@ -1,8 +1,9 @@
 """The test server's URLs for the analytics.js test: the project's, plus a customer's page.
 
 The page stands for a site that self-hosts Segment's bundle (served here from the folder
-``scripts/ensure_analytics_js.sh`` fills); the bundle's lazily loaded chunks are asked for
-at ``<cdnURL>/analytics-next/bundles/``, so they are served there too.
+``scripts/ensure_analytics_js.sh`` fills). The bundle's lazily loaded chunks would be asked
+for at ``<cdnURL>/analytics-next/bundles/``: they are deliberately not served, so the test
+shows that the settings this install answers need none of them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 from pathlib import Path
 
 from django.http import FileResponse, Http404, HttpResponse
-from django.urls import path, re_path
+from django.urls import path
 
 from planhat_segment.urls import urlpatterns as project_urlpatterns
 
@@ -43,16 +44,15 @@ def site_page(request):
     return HttpResponse(PAGE)
 
 
-def bundle_file(request, name: str = "index.js"):
-    file = BUNDLE_DIR / name
-    if "/" in name or not file.is_file():
-        raise Http404(name)
+def bundle_file(request):
+    file = BUNDLE_DIR / "index.js"
+    if not file.is_file():
+        raise Http404("index.js")
     return FileResponse(file.open("rb"), content_type="application/javascript")
 
 
 urlpatterns = [
     path("site/", site_page),
     path("site/analytics-next.js", bundle_file),
-    re_path(r"^analytics-next/bundles/(?P<name>[\w.\-]+\.js)$", bundle_file),
     *project_urlpatterns,
 ]

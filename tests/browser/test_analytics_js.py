@@ -53,6 +53,8 @@ def test_analytics_js_sends_identify_and_track_with_the_browser_key(
     # analytics.js asked this install for its settings, then posted both calls here.
     paths = [(method, url.split("?")[0]) for method, url, _ in seen]
     assert ("GET", f"/v1/projects/{key}/settings") in paths
+    # Nothing else was fetched from this install: no bundle chunk, no telemetry.
+    assert not [p for _, p in paths if p.startswith("/analytics-next/") or p == "/v1/m"]
     posts = [p for m, p in paths if m == "POST"]
     assert "/v1/i" in posts and "/v1/t" in posts
     deadline = time.monotonic() + 10

@@ -24,7 +24,9 @@ def analytics_js_settings(*, write_key: str, public_base_url: str) -> dict:
     """The settings document: only what analytics-next needs to send to this host.
 
     No destinations run in the browser (``remotePlugins`` empty, no classic integrations),
-    and its own telemetry (``metrics``) is off, so the page loads nothing else from here.
+    there is no tracking plan (``plan``: its schema filter is a chunk analytics.js would
+    fetch from ``<cdnURL>/analytics-next/bundles/``) and its own telemetry (``metrics``) is
+    off, so the page loads nothing else from here.
     """
     parts = urlsplit(public_base_url)
     path = parts.path.rstrip("/")
@@ -37,11 +39,6 @@ def analytics_js_settings(*, write_key: str, public_base_url: str) -> dict:
                 "unbundledIntegrations": [],
                 "addBundledMetadata": False,
             }
-        },
-        "plan": {
-            "track": {"__default": {"enabled": True, "integrations": {}}},
-            "identify": {"__default": {"enabled": True}},
-            "group": {"__default": {"enabled": True}},
         },
         "edgeFunction": {},
         "analyticsNextEnabled": True,
