@@ -217,7 +217,12 @@ def test_make_run_serves_and_holds_a_burst_of_200_sdk_batches(database, running)
     failed = [(i, o) for i, o in enumerate(outcomes) if o[0] != 200]
     assert not failed, f"{len(failed)} of {BURST} requests failed, e.g. {failed[:5]}"
     for _, answer in outcomes:
-        assert answer == {"accepted": EVENTS_PER_REQUEST, "duplicates": 0, "rejected": []}
+        assert answer == {
+            "accepted": EVENTS_PER_REQUEST,
+            "duplicates": 0,
+            "rejected": [],
+            "rejected_count": 0,
+        }
 
     # Every event stored exactly once.
     stored = database.rows(
