@@ -315,7 +315,9 @@ def extra_urls(site) -> list:
                 )
             ),
             {"model": model},
-            name=f"{model}_metrics",
+            # Named like the model admin's own pages, so tools that walk the admin (the
+            # production test) treat it as one of the model's pages.
+            name=f"planhat_segment_{model}_metrics",
         )
         for model in ("asset", "project")
     ]

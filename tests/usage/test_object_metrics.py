@@ -88,7 +88,7 @@ def test_asset_and_project_metrics_pages(admin_client_logged_in, objects, metric
     change = admin_client_logged_in.get(
         reverse(f"admin:planhat_segment_{model}_change", args=[obj.pk])
     )
-    url = reverse(f"admin:{model}_metrics", args=[obj.pk])
+    url = reverse(f"admin:planhat_segment_{model}_metrics", args=[obj.pk])
     assert url in change.content.decode()
     page = admin_client_logged_in.get(url)
     assert page.status_code == 200
