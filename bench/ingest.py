@@ -10,6 +10,10 @@ views added) on 127.0.0.1 and drives it from a separate load process (bench/inge
     (target ≥ 0.8×), then p50/p99 latency at half the endpoint's max rate (p99 < 50 ms).
 (c) 1,000-activity bodies to Planhat's ``/analytics/bulk/<token>``: activities/s, against
     the ``/v1/batch`` figure of the same run (target ≥ 0.8×).
+(d) memory: the peak RSS growth of one gunicorn worker answering one worst-case body of up
+    to 32 MB (each shape in a fresh worker): tiny items (refused before parsing by
+    ``INGEST_MAX_JSON_VALUES``), invalid items just under the caps (parsed, rejected, the
+    answer capped), and 10,000 valid 3 KB items (stored). Target < 400 MB.
 
 No Celery worker runs: only acceptance is measured (the nudge still publishes to the broker).
 ``BENCH_DATABASE_URL`` (the PostgreSQL server; default its ``postgres`` database) and
@@ -93,7 +97,7 @@ def _manage(env: dict[str, str], *args: str) -> str:
 
 
 def _start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen:
-    worker_class = os.environ.get("BENCH_INGEST_WORKER_CLASS", "gthread")
+    worker_class = env.get("BENCH_INGEST_WORKER_CLASS", "gthread")
     cmd = [
         sys.executable,
         "-m",
@@ -102,7 +106,7 @@ def _start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen:
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
-        os.environ.get("BENCH_INGEST_WORKERS", "2"),
+        env.get("BENCH_INGEST_WORKERS", "2"),
         "--worker-class",
         worker_class,
         "--keep-alive",
@@ -111,7 +115,7 @@ def _start_gunicorn(env: dict[str, str], port: int) -> subprocess.Popen:
         "256",
     ]
     if worker_class == "gthread":
-        cmd += ["--threads", os.environ.get("BENCH_INGEST_THREADS", "4")]
+        cmd += ["--threads", env.get("BENCH_INGEST_THREADS", "4")]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -137,6 +141,92 @@ def _stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+TARGET_PEAK_MB = 400.0
+MEMORY_BODY_BYTES = 32 * 1024 * 1024
+
+
+def _worker_pid(master: int) -> int:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.1)
+    raise RuntimeError("gunicorn started no worker")
+
+
+def _peak_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM")
+
+
+def _memory_bodies() -> dict[str, bytes]:
+    """Worst cases for memory, each as large as the body limit allows."""
+    tiny = b"[" + b",".join([b"{}"] * (MEMORY_BODY_BYTES // 3 - 1)) + b"]"
+    # Invalid items (unknown type), ~99 values each, 3.2 KB: parsed, then rejected.
+    keys = b",".join(b'"k%02d":"%s"' % (i, b"x" * 24) for i in range(97))
+    invalid = b'{"type":"nope","userId":"u",' + keys + b"}"
+    wide = b"[" + b",".join([invalid] * 10_000) + b"]"
+    # Valid tracks of ~3 KB: parsed, validated and stored (the INSERT's JSON document too).
+    props = b",".join(b'"p%02d":"%s"' % (i, b"y" * 24) for i in range(90))
+    valid = [
+        b'{"type":"track","userId":"u-%d","event":"Big","messageId":"mem-%d","properties":{%s}}'
+        % (i, i, props)
+        for i in range(10_000)
+    ]
+    stored = b"[" + b",".join(valid) + b"]"
+    return {"tiny items": tiny, "invalid items under the caps": wide, "valid items": stored}
+
+
+def _memory(env: dict[str, str], authorization: str) -> list[dict]:
+    import urllib.request
+
+    rows = []
+    for shape, body in _memory_bodies().items():
+        port = _free_port()
+        shaped = {**env, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+        shaped.update(BENCH_INGEST_WORKERS="1", BENCH_INGEST_THREADS="1")
+        proc = _start_gunicorn(shaped, port)
+        try:
+            pid = _worker_pid(proc.pid)
+
+            def post(data: bytes, *, port=port) -> tuple[int, int]:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/dock/segment",
+                    data=data,
+                    headers={"Authorization": authorization, "Content-Type": "application/json"},
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=120) as answer:
+                        return answer.status, len(answer.read())
+                except urllib.error.HTTPError as answer:
+                    return answer.code, len(answer.read())
+
+            post(b'{"type":"track","userId":"warm","event":"E"}')  # imports, connection
+            before = _peak_kb(pid)
+            status, answer_bytes = post(body)
+            growth_mb = (_peak_kb(pid) - before) / 1024
+        finally:
+            _stop(proc)
+        print(
+            f"[bench ingest] memory {shape}: {len(body) / 1e6:.1f} MB body -> {status}, "
+            f"{answer_bytes:,} B answer, peak RSS +{growth_mb:.0f} MB",
+            file=sys.stderr,
+        )
+        rows.append(
+            {
+                "shape": shape,
+                "body_mb": round(len(body) / 1e6, 1),
+                "status": status,
+                "answer_bytes": answer_bytes,
+                "peak_growth_mb": round(growth_mb, 1),
+            }
+        )
+    return rows
 
 
 def _load(cfg: dict) -> dict:
@@ -234,6 +324,11 @@ def run(args) -> list[dict]:
         if proc is not None:
             _stop(proc)
     try:
+        memory = _memory(env, authorization)
+    except Exception:
+        admin_execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        raise
+    try:
         stored = _count_rows(f"{run_id}-")
     finally:
         admin_execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
@@ -250,7 +345,18 @@ def run(args) -> list[dict]:
     planhat_ratio = planhat_eps / batch_eps if batch_eps else 0.0
     single_ratio = single_rps / base_rps if base_rps else 0.0
     worker = os.environ.get("BENCH_INGEST_WORKER_CLASS", "gthread")
+    worst = max(memory, key=lambda r: r["peak_growth_mb"])
+    memory_row = {
+        "name": "peak RSS growth, one worst-case body <= 32 MB",
+        "value": worst["peak_growth_mb"],
+        "unit": "MB",
+        "target": f"<{TARGET_PEAK_MB:.0f} MB",
+        "ok": worst["peak_growth_mb"] < TARGET_PEAK_MB
+        and all(r["answer_bytes"] < 100_000 for r in memory),
+        "shapes": memory,
+    }
     return [
+        memory_row,
         {
             "name": f"batch of {BATCH_SIZE} to /v1/batch",
             "value": round(batch_eps, 1),

@@ -163,9 +163,8 @@ STORAGES = {
     },
 }
 
-# Routes Segment (and Planhat's open API senders) post to: never redirected (a 301 on POST
-# loses the event).
-INGEST_PATH_PATTERNS = [r"^dock/", r"^v1/", r"^analytics(?:/|$)", r"^dimensiondata(?:/|$)"]
+# Routes Segment posts to: never redirected (a 301 on POST loses the event).
+INGEST_PATH_PATTERNS = [r"^dock/", r"^v1/"]
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -253,22 +252,21 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # Keys in URL paths (Planhat's /analytics/<token>, analytics.js settings) are redacted.
-    "filters": {"redact_keys": {"()": "planhat_segment.log_redaction.RedactKeysFilter"}},
+    # Tokens never reach the logs (planhat_segment/logs.py; README "Logs").
+    "filters": {"redact_tokens": {"()": "planhat_segment.logs.RedactingFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["redact_keys"],
+            "filters": ["redact_tokens"],
         }
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    # Django's default handlers for "django" and "django.server" (DEBUG's plain console,
-    # runserver's) would print a second, unredacted copy: everything goes through the root's.
     "loggers": {
-        "django": {"handlers": [], "level": "INFO", "propagate": True},
-        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "INFO"},
+        # Django's own console handler (DEBUG only) would print its lines unfiltered: django
+        # logs go to the root's (redacting) handler instead.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
     },
 }
 
@@ -352,6 +350,9 @@ INGEST_UNAUTHENTICATED_MAX_BODY_BYTES = env.int(
 )
 # Messages per request (Segment's own batches stay under 4,000); more is a 413.
 INGEST_MAX_ITEMS = env.int("INGEST_MAX_ITEMS", default=10_000)
+# JSON values per request, counted on the raw body before parsing (a parse costs ~100 bytes
+# per value): bounds a request's memory whatever its shape; more is a 413.
+INGEST_MAX_JSON_VALUES = env.int("INGEST_MAX_JSON_VALUES", default=1_000_000)
 # A database that hangs gives a fast 503: the ingest INSERT's own statement timeout (SET LOCAL,
 # that statement only) and a client-side bound on all of a request's database work.
 INGEST_STATEMENT_TIMEOUT_MS = env.int("INGEST_STATEMENT_TIMEOUT_MS", default=3000)
@@ -376,3 +377,6 @@ WAREHOUSE_PUSH_LEASE_SECONDS = env.int("WAREHOUSE_PUSH_LEASE_SECONDS", default=3
 WAREHOUSE_PUSH_HEARTBEAT_SECONDS = env.float("WAREHOUSE_PUSH_HEARTBEAT_SECONDS", default=10)
 WAREHOUSE_PUSH_QUEUED_LEASE_SECONDS = env.int("WAREHOUSE_PUSH_QUEUED_LEASE_SECONDS", default=600)
 WAREHOUSE_REAP_EVERY_SECONDS = env.int("WAREHOUSE_REAP_EVERY_SECONDS", default=20)
+# Workers reconnect to a broker that went away every second or two (Celery's default backs off
+# to 30 s): planhat_segment/worker.py.
+CELERY_WORKER_CONSUMER = "planhat_segment.worker:FastReconnectConsumer"

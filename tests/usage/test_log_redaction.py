@@ -1,4 +1,6 @@
-"""Keys in URL paths never reach the logs: Django's request log and gunicorn's access log."""
+"""Keys in the drop-in routes' paths never reach the logs (planhat_segment/logs.py): every
+Planhat route and the analytics.js settings route, through Django's request log and a real
+gunicorn's access log."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from planhat_segment.log_redaction import RedactKeysFilter, redact
+from planhat_segment.logs import RedactingFilter, redact
 
 ROOT = Path(__file__).parents[2]
 KEY = "Zx9_abcdefghijklmnopqrstuvwxyz0123456789-AB"
@@ -24,11 +26,11 @@ KEY = "Zx9_abcdefghijklmnopqrstuvwxyz0123456789-AB"
 @pytest.mark.parametrize(
     ("path", "shown"),
     [
-        (f"/analytics/{KEY}", "/analytics/<redacted>"),
-        (f"/analytics/bulk/{KEY}/", "/analytics/bulk/<redacted>/"),
-        (f"/analytics/stream/csv/{KEY}", "/analytics/stream/csv/<redacted>"),
-        (f"/dimensiondata/{KEY}?x=1", "/dimensiondata/<redacted>?x=1"),
-        (f"/v1/projects/{KEY}/settings", "/v1/projects/<redacted>/settings"),
+        (f"/analytics/{KEY}", "/analytics/[redacted]"),
+        (f"/analytics/bulk/{KEY}/", "/analytics/bulk/[redacted]/"),
+        (f"/analytics/stream/csv/{KEY}", "/analytics/stream/csv/[redacted]"),
+        (f"/dimensiondata/{KEY}?x=1", "/dimensiondata/[redacted]?x=1"),
+        (f"/v1/projects/{KEY}/settings", "/v1/projects/[redacted]/settings"),
         ("/analytics/bulk", "/analytics/bulk"),
         ("/analytics/stream/csv/", "/analytics/stream/csv/"),
         ("/v1/batch", "/v1/batch"),
@@ -43,7 +45,7 @@ def test_django_request_log_of_a_4xx_holds_no_token(client, token):
     console = next(
         h
         for h in logging.getLogger().handlers
-        if any(isinstance(f, RedactKeysFilter) for f in h.filters)
+        if any(isinstance(f, RedactingFilter) for f in h.filters)
     )
     out = io.StringIO()
     previous = console.setStream(out)
@@ -55,7 +57,7 @@ def test_django_request_log_of_a_4xx_holds_no_token(client, token):
         console.setStream(previous)
     assert answer.status_code == 400
     logged = out.getvalue()
-    assert "Bad Request: /analytics/bulk/<redacted>" in logged
+    assert "Bad Request: /analytics/bulk/[redacted]" in logged
     assert token not in logged
 
 
@@ -86,7 +88,7 @@ def test_gunicorn_access_log_holds_no_token(tmp_path):
             "--access-logfile",
             "-",
             "--logger-class",
-            "planhat_segment.log_redaction.GunicornLogger",
+            "planhat_segment.logs.RedactingGunicornLogger",
         ],
         cwd=ROOT,
         env=env,
@@ -110,6 +112,6 @@ def test_gunicorn_access_log_holds_no_token(tmp_path):
     finally:
         proc.terminate()
         output, _ = proc.communicate(timeout=30)
-    assert "GET /v1/projects/<redacted>/settings" in output
-    assert "GET /analytics/<redacted>" in output
+    assert "GET /v1/projects/[redacted]/settings" in output
+    assert "GET /analytics/[redacted]" in output
     assert KEY not in output

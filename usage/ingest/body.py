@@ -23,7 +23,7 @@ class BadBody(Exception):
     """The body cannot be decoded or is not JSON (answered 400 with this message)."""
 
 
-def body_read(*, request: HttpRequest, limit: int) -> bytes:
+def body_read(*, request: HttpRequest, limit: int) -> bytes | bytearray:
     """Read the raw body, at most ``limit`` bytes; raise BodyTooLarge past that.
 
     The declared Content-Length is checked before reading anything. Without one (chunked
@@ -44,21 +44,21 @@ def body_read(*, request: HttpRequest, limit: int) -> bytes:
     return _read_bounded(request, limit)
 
 
-def _read_bounded(stream: Any, limit: int) -> bytes:
-    parts: list[bytes] = []
-    size = 0
+def _read_bounded(stream: Any, limit: int) -> bytearray:
+    # One growing buffer, not a list of chunks joined at the end: a 32 MB body then costs
+    # about 32 MB, not twice that at the join.
+    buffer = bytearray()
     while True:
-        chunk = stream.read(min(READ_CHUNK, limit + 1 - size))
+        chunk = stream.read(min(READ_CHUNK, limit + 1 - len(buffer)))
         if not chunk:
             break
-        parts.append(chunk)
-        size += len(chunk)
-        if size > limit:
+        buffer += chunk
+        if len(buffer) > limit:
             raise BodyTooLarge
-    return b"".join(parts)
+    return buffer
 
 
-def body_decode(*, raw: bytes, content_encoding: str, limit: int) -> bytes:
+def body_decode(*, raw: bytes | bytearray, content_encoding: str, limit: int) -> bytes | bytearray:
     """Undo ``Content-Encoding`` (gzip or deflate), never expanding past ``limit`` bytes.
 
     A small gzip bomb stops at ``limit + 1`` decompressed bytes and raises BodyTooLarge.
@@ -97,9 +97,9 @@ def body_decode(*, raw: bytes, content_encoding: str, limit: int) -> bytes:
     return b"".join(out)
 
 
-def body_parse(*, data: bytes) -> dict | list:
+def body_parse(*, data: bytes | bytearray) -> dict | list:
     """Parse JSON with orjson; only an object or an array is a Segment body."""
-    if not data.strip():
+    if not data or data.isspace():  # isspace() copies nothing, unlike strip()
         raise BadBody("The body is empty: send a Segment message, a batch or an array of them.")
     try:
         parsed = orjson.loads(data)

@@ -131,6 +131,8 @@ def _ingest_bounded(request: HttpRequest, *, path_type: str | None, v1: bool) ->
         data = body_decode(
             raw=raw, content_encoding=request.META.get("HTTP_CONTENT_ENCODING", ""), limit=limit
         )
+        if too_many := _too_many_values(data):
+            return too_many
         parsed = body_parse(data=data)
     except BodyTooLarge:
         return _too_large(limit=limit, authenticated=authenticated)
@@ -200,6 +202,28 @@ def _ingest_bounded(request: HttpRequest, *, path_type: str | None, v1: bool) ->
             "duplicates": stored.duplicates,
             "rejected": [r.as_dict() for r in shown],
             "rejected_count": len(stored.rejected),
+        },
+    )
+
+
+def _too_many_values(data: bytes) -> HttpResponse | None:
+    """Parsing costs about 100 bytes of memory per JSON value, whatever the body's size: a
+    32 MB body of tiny values would take gigabytes. Values are bounded before parsing by
+    counting what separates and opens them on the raw bytes (commas and brackets inside
+    strings count too: an over-estimate, never an under-estimate). Segment's own bodies
+    (at most 500 KB) never come near the default."""
+    cap = settings.INGEST_MAX_JSON_VALUES
+    if len(data) <= cap:
+        return None  # fewer bytes than the cap: fewer values too
+    values = data.count(b",") + data.count(b"{") + data.count(b"[")
+    if values <= cap:
+        return None
+    return _json(
+        413,
+        {
+            "error": "too_many_values",
+            "detail": f"The body holds more than {cap:,} JSON values (commas and brackets "
+            "counted); at most that many are read in one request. Send smaller batches.",
         },
     )
 
