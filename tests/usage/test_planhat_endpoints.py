@@ -186,6 +186,19 @@ def test_bulk_over_the_body_limit_is_413_declared_or_after_gunzip(client, token)
     assert InboxEvent.objects.count() == 0
 
 
+def test_bulk_values_are_bounded_before_parsing(client, token, settings):
+    settings.INGEST_MAX_JSON_VALUES = 1_000
+    body = [activity(email=f"u{i}@acme.example") for i in range(300)]  # > 1,000 values
+    answer = post(client, f"/analytics/bulk/{token}", body)
+    assert answer.status_code == 413
+    assert answer.json()["error"] == "too_many_values"
+    settings.INGEST_MAX_ITEMS = 100
+    settings.INGEST_MAX_JSON_VALUES = 1_000_000
+    answer = post(client, f"/analytics/bulk/{token}", body)
+    assert (answer.status_code, answer.json()["error"]) == (413, "too_many_items")
+    assert InboxEvent.objects.count() == 0
+
+
 def test_bulk_errors_are_capped_and_counted(client, token):
     answer = post(client, f"/analytics/bulk/{token}", [{"action": "x"}] * 250).json()
     assert answer["processed"] == 0

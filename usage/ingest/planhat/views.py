@@ -23,6 +23,7 @@ from ..auth import integration_cached, token_from_authorization, token_valid
 from ..body import BadBody, BodyTooLarge, body_decode, body_parse, body_read
 from ..deadline import database_deadline
 from ..messages import MAX_DEPTH, items_shallow
+from ..views import _too_many_values
 from .csv_stream import csv_stream_ingest
 from .items import activity_message, dimension_message
 from .services import Translate, planhat_items_ingest
@@ -122,6 +123,10 @@ def _json_items_bounded(
         data = body_decode(
             raw=raw, content_encoding=request.META.get("HTTP_CONTENT_ENCODING", ""), limit=limit
         )
+        # The Segment endpoints' bound on JSON values, counted before parsing (one rule).
+        if too_many := _too_many_values(data):
+            too_many["Access-Control-Allow-Origin"] = settings.INGEST_CORS_ALLOW_ORIGIN
+            return too_many
         parsed = body_parse(data=data)
     except BodyTooLarge:
         return _too_large(limit)
