@@ -56,6 +56,7 @@ run: migrate
 
 test: install-test
 	@bash scripts/ensure_chromium.sh || echo "chromium unavailable: browser tests will be skipped"
+	@bash scripts/ensure_analytics_js.sh >/dev/null || echo "analytics.js bundle unavailable: its browser test will be skipped"
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: install-test

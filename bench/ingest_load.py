@@ -34,6 +34,31 @@ def batch_body(prefix: bytes, size: int) -> bytes:
     return b'{"batch":[' + events + b'],"sentAt":"2026-11-03T10:00:06Z"}'
 
 
+# A Planhat bulk activity (POST /analytics/bulk): the same activity as EVENT_HEAD, in Planhat's
+# fields; the run's reference in ``info`` makes each one unique (Planhat items carry no id).
+ACTIVITY_HEAD = (
+    b'{"externalId":"u-%d","email":"u-%d@acme.example","companyExternalId":"ACME-001",'
+    b'"action":"Report Downloaded","date":"2026-11-03T10:00:05.123Z","weight":1,'
+    b'"info":{"format":"pdf","report":"Quarterly usage","asset_id":"ASSET-7","ref":"'
+)
+ACTIVITY_TAIL = b'"}}'
+
+
+def planhat_bulk_body(prefix: bytes, size: int) -> bytes:
+    items = b",".join(
+        (ACTIVITY_HEAD % (i % 97, i % 97)) + prefix + str(i).encode() + ACTIVITY_TAIL
+        for i in range(size)
+    )
+    return b"[" + items + b"]"
+
+
+BODIES = {
+    "batch": batch_body,
+    "planhat_bulk": planhat_bulk_body,
+    "single": lambda prefix, size: event(prefix, 0),
+}
+
+
 class Stats:
     def __init__(self) -> None:
         self.latencies: list[float] = []
@@ -80,7 +105,7 @@ async def _connection_loop(cfg: dict, index: int, stats: Stats, deadline: float,
         if intended > now:
             await asyncio.sleep(intended - now)
         prefix = f"{cfg['run']}-{pid}-{index}-{seq}-".encode()
-        body = batch_body(prefix, cfg["batch_size"]) if cfg["kind"] == "batch" else event(prefix, 0)
+        body = BODIES[cfg["kind"]](prefix, cfg["batch_size"])
         seq += 1
         started = max(intended, time.monotonic()) if cfg.get("rate") else time.monotonic()
         try:
@@ -97,7 +122,8 @@ async def _connection_loop(cfg: dict, index: int, stats: Stats, deadline: float,
         stats.status[status] = stats.status.get(status, 0) + 1
         if status == 200:
             answer = json.loads(payload)
-            stats.accepted += answer.get("accepted", 0)
+            # Planhat's answer counts ``processed`` (new + duplicates; none are duplicates here).
+            stats.accepted += answer.get("accepted", answer.get("processed", 0))
             stats.duplicates += answer.get("duplicates", 0)
         if close:
             writer.close()

@@ -14,6 +14,8 @@ from .models import MetricDefinition
 class MetricDefinitionAdmin(OwnAppDeletion, admin.ModelAdmin):
     """Deleting a definition deletes its recorded values (integration admins only)."""
 
-    list_display = ("key", "label", "description", "created_at")
+    list_display = ("key", "label", "source", "description", "created_at")
+    list_filter = ("source",)
     search_fields = ("key", "label", "description")
-    readonly_fields = ("created_at",)
+    # Where values come from is a fact about the metric, not a setting.
+    readonly_fields = ("source", "created_at")

@@ -20,6 +20,7 @@ from .audit import (
     ADDITION,
     CHANGE,
     DELETION,
+    browser_key_rotation_record,
     integration_change_record,
     integration_snapshot,
     metric_definition_record,
@@ -27,11 +28,14 @@ from .audit import (
 )
 from .models import IntegrationSettings, MetricDefinition
 from .serializers import (
+    BrowserKeyRotationSerializer,
     IntegrationSettingsSerializer,
     MetricDefinitionSerializer,
     TokenRotationSerializer,
 )
 from .services import (
+    MetricInUse,
+    browser_key_rotate,
     integration_ensure,
     integration_update,
     metric_definition_create,
@@ -106,13 +110,40 @@ class TenantTokenRotateApi(APIView):
         )
 
 
+class BrowserKeyRotateApi(APIView):
+    # The browser key is rotated by whoever may rotate the tenant token.
+    required_permissions = {"POST": ("integrations.rotate_tenant_token",)}
+
+    @extend_schema(
+        summary="Rotate the browser key (analytics.js)",
+        description="Issues a new browser key; the old one keeps working for the grace period.",
+        request=None,
+        responses=BrowserKeyRotationSerializer,
+    )
+    def post(self, request: Request) -> Response:
+        with transaction.atomic():
+            row = browser_key_rotate()
+            browser_key_rotation_record(user=request.user, integration=row, via=VIA)
+        return Response(
+            BrowserKeyRotationSerializer(
+                {
+                    "browser_key": row.browser_key,
+                    "previous_browser_key_valid_until": row.previous_browser_key_valid_until,
+                }
+            ).data
+        )
+
+
 @extend_schema_view(
     list=extend_schema(summary="List metric definitions"),
     retrieve=extend_schema(summary="Get a metric definition"),
     create=extend_schema(summary="Define a metric (a numeric group trait)"),
     update=extend_schema(summary="Replace a metric definition"),
     partial_update=extend_schema(summary="Change a metric definition"),
-    destroy=extend_schema(summary="Delete a metric definition and its values"),
+    destroy=extend_schema(
+        summary="Delete a metric definition and its values",
+        description="Refused with 409 while a health factor or alert rule uses the metric.",
+    ),
 )
 class MetricDefinitionViewSet(viewsets.ModelViewSet):
     permission_model = MetricDefinition
@@ -146,7 +177,10 @@ class MetricDefinitionViewSet(viewsets.ModelViewSet):
 
     def destroy(self, request: Request, *args, **kwargs) -> Response:
         metric = self.get_object()
-        with transaction.atomic():
-            metric_definition_delete(metric_id=metric.pk)
-            metric_definition_record(user=request.user, metric=metric, flag=DELETION, via=VIA)
+        try:
+            with transaction.atomic():
+                metric_definition_delete(metric_id=metric.pk)
+                metric_definition_record(user=request.user, metric=metric, flag=DELETION, via=VIA)
+        except MetricInUse as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(status=status.HTTP_204_NO_CONTENT)

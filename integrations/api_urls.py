@@ -15,5 +15,10 @@ urlpatterns = [
         api.TenantTokenRotateApi.as_view(),
         name="integration-rotate-token",
     ),
+    path(
+        "integration/rotate-browser-key/",
+        api.BrowserKeyRotateApi.as_view(),
+        name="integration-rotate-browser-key",
+    ),
     *router.urls,
 ]

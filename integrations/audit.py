@@ -66,6 +66,17 @@ def token_rotation_record(*, user, integration: IntegrationSettings, via: str) -
     )
 
 
+def browser_key_rotation_record(*, user, integration: IntegrationSettings, via: str) -> LogEntry:
+    until = integration.previous_browser_key_valid_until
+    return audit_record(
+        user=user,
+        obj=integration,
+        message=(
+            f"Browser key rotated ({via}); the previous key works until {until:%Y-%m-%d %H:%M} UTC."
+        ),
+    )
+
+
 def metric_definition_record(
     *, user, metric: MetricDefinition, flag: int, via: str, before: dict | None = None
 ) -> LogEntry | None:
@@ -88,6 +99,7 @@ __all__ = [
     "ADDITION",
     "CHANGE",
     "DELETION",
+    "browser_key_rotation_record",
     "integration_change_record",
     "integration_snapshot",
     "metric_definition_record",

@@ -65,6 +65,14 @@ class IntegrationSettings(models.Model):
     previous_token = models.CharField(max_length=128, blank=True, default="")
     previous_token_valid_until = models.DateTimeField(null=True, blank=True)
     token_rotated_at = models.DateTimeField(null=True, blank=True)
+    # The browser key: analytics.js's write key. Public by nature (every visitor's browser
+    # holds it), so it is accepted only for /v1 identify / track / page / screen and the
+    # analytics.js settings GET (usage.ingest.browser), never for group, /dock or Planhat's
+    # endpoints. Rotated like the tenant token, with the same grace period.
+    browser_key = models.CharField(max_length=128, blank=True, default="")
+    previous_browser_key = models.CharField(max_length=128, blank=True, default="")
+    previous_browser_key_valid_until = models.DateTimeField(null=True, blank=True)
+    browser_key_rotated_at = models.DateTimeField(null=True, blank=True)
     shared_secret = models.CharField(
         max_length=255,
         blank=True,
@@ -128,8 +136,21 @@ class IntegrationSettings(models.Model):
             raise ValidationError(errors)
 
 
+class MetricSource(models.TextChoices):
+    """Where a metric's values come from (one metric list, each metric showing its source)."""
+
+    # Section 2's rule: a group trait becomes values only when an admin defined its key.
+    SEGMENT = "segment", "Segment group traits (predefined)"
+    # Planhat's rule: any dimensionId posted to /dimensiondata creates its metric.
+    DIMENSION_DATA = "dimension_data", "Dimension data (created on first value)"
+
+
 class MetricDefinition(models.Model):
-    """A numeric group trait that becomes a company metric time series."""
+    """A metric: a numeric group trait (company) or a dimension id (any object's values).
+
+    Health factors and alert rules refer to a definition with ``on_delete=PROTECT``: deleting
+    one in use is refused (``integrations.services.metric_definition_delete``).
+    """
 
     key = models.CharField(
         max_length=128,
@@ -139,6 +160,14 @@ class MetricDefinition(models.Model):
     )
     label = models.CharField(max_length=255, blank=True, default="")
     description = models.TextField(blank=True, default="")
+    source = models.CharField(
+        max_length=16,
+        choices=MetricSource.choices,
+        default=MetricSource.SEGMENT,
+        db_default=MetricSource.SEGMENT,
+        help_text="Segment group traits are recorded only for defined keys; dimension data "
+        "creates its metric on the first value.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

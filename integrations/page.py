@@ -21,6 +21,7 @@ from planhat_segment.permissions import admin_view_permissions
 from .audit import (
     ADDITION,
     DELETION,
+    browser_key_rotation_record,
     integration_change_record,
     integration_snapshot,
     metric_definition_record,
@@ -28,8 +29,16 @@ from .audit import (
 )
 from .forms import CompanyMetricsForm, MetricDefinitionForm, UserTrackingForm, WarehouseForm
 from .models import IntegrationSettings, MetricDefinition
-from .selectors import connection_instructions, masked, previous_token_valid_until
+from .selectors import (
+    connection_instructions,
+    masked,
+    planhat_urls,
+    previous_browser_key_valid_until,
+    previous_token_valid_until,
+)
 from .services import (
+    MetricInUse,
+    browser_key_rotate,
     integration_ensure,
     integration_update,
     metric_definition_create,
@@ -48,6 +57,8 @@ ACTION_PERMISSIONS = {
     "save_metrics": (MANAGE,),
     "save_warehouse": (MANAGE,),
     "rotate_token": ("integrations.rotate_tenant_token",),
+    # The browser key is seen and rotated by whoever may do so with the tenant token.
+    "rotate_browser_key": ("integrations.rotate_tenant_token",),
     "add_metric": ("integrations.add_metricdefinition",),
     "delete_metric": ("integrations.delete_metricdefinition",),
     "push": ("warehouse_sync.push_to_segment",),
@@ -123,6 +134,18 @@ def _rotate_token(request: HttpRequest, integration: IntegrationSettings):
     return HttpResponseRedirect(page_url() + "#tracking")
 
 
+def _rotate_browser_key(request: HttpRequest, integration: IntegrationSettings):
+    with transaction.atomic():
+        row = browser_key_rotate()
+        browser_key_rotation_record(user=request.user, integration=row, via=VIA)
+    messages.success(
+        request,
+        "New browser key issued. Update your site's analytics.js snippet now: the previous key "
+        f"keeps working until {row.previous_browser_key_valid_until:%Y-%m-%d %H:%M} UTC.",
+    )
+    return HttpResponseRedirect(page_url() + "#tracking")
+
+
 def _add_metric(request: HttpRequest, integration: IntegrationSettings):
     form = MetricDefinitionForm(request.POST)
     if not form.is_valid():
@@ -146,10 +169,14 @@ def _delete_metric(request: HttpRequest, integration: IntegrationSettings):
         messages.error(request, "No metric was chosen to remove.")
         return HttpResponseRedirect(page_url() + "#metrics")
     metric = MetricDefinition.objects.filter(pk=metric_id).first()
-    with transaction.atomic():
-        metric_definition_delete(metric_id=metric_id)
-        if metric is not None:
-            metric_definition_record(user=request.user, metric=metric, flag=DELETION, via=VIA)
+    try:
+        with transaction.atomic():
+            metric_definition_delete(metric_id=metric_id)
+            if metric is not None:
+                metric_definition_record(user=request.user, metric=metric, flag=DELETION, via=VIA)
+    except MetricInUse as exc:
+        messages.error(request, f"Metric not removed: {exc}")
+        return HttpResponseRedirect(page_url() + "#metrics")
     messages.success(request, "Metric removed.")
     return HttpResponseRedirect(page_url() + "#metrics")
 
@@ -186,6 +213,7 @@ _ACTIONS = {
     "save_metrics": _save_section,
     "save_warehouse": _save_section,
     "rotate_token": _rotate_token,
+    "rotate_browser_key": _rotate_browser_key,
     "add_metric": _add_metric,
     "delete_metric": _delete_metric,
     "push": _push,
@@ -226,6 +254,19 @@ def _context(request: HttpRequest, integration: IntegrationSettings, bound: dict
         if can_manage
         else masked(integration.tenant_token),
         "destination_url": f"{settings.PUBLIC_BASE_URL}/dock/segment",
+        # The tenant token's rules apply to the browser key and to URLs holding the token.
+        "browser_key_shown": integration.browser_key
+        if can_manage
+        else masked(integration.browser_key),
+        "previous_browser_key_valid_until": previous_browser_key_valid_until(
+            integration=integration
+        ),
+        "planhat_urls": planhat_urls(
+            token=integration.tenant_token if can_manage else "<tenant token>"
+        ),
+        "settings_url": f"{settings.PUBLIC_BASE_URL}/v1/projects/"
+        + (integration.browser_key if can_manage else "<browser key>")
+        + "/settings",
         "instructions": connection_instructions(integration=integration) if can_manage else None,
         "previous_token_valid_until": previous_token_valid_until(integration=integration),
         "grace_hours": int(rotation_grace().total_seconds() // 3600),
@@ -252,15 +293,36 @@ def extra_urls(site) -> list:
     """Trends & Analytics pages, on the admin site next to the integration page."""
     from django.urls import path
 
-    from usage.trends_views import company_trends_view, enduser_trends_view
+    from usage.trends_views import company_trends_view, enduser_trends_view, object_metrics_view
 
     company_needs = (
         "planhat_segment.view_company",
         "usage.view_activity",
         "usage.view_metricvalue",
     )
-    enduser_needs = ("planhat_segment.view_enduser", "usage.view_activity")
+    enduser_needs = (
+        "planhat_segment.view_enduser",
+        "usage.view_activity",
+        "usage.view_metricvalue",
+    )
+    metrics_pages = [
+        path(
+            f"planhat_segment/{model}/<int:object_id>/metrics/",
+            site.admin_view(
+                admin_view_permissions(
+                    object_metrics_view,
+                    GET=(f"planhat_segment.view_{model}", "usage.view_metricvalue"),
+                )
+            ),
+            {"model": model},
+            # Named like the model admin's own pages, so tools that walk the admin (the
+            # production test) treat it as one of the model's pages.
+            name=f"planhat_segment_{model}_metrics",
+        )
+        for model in ("asset", "project")
+    ]
     return [
+        *metrics_pages,
         path(
             "planhat_segment/company/<int:company_id>/trends/",
             site.admin_view(admin_view_permissions(company_trends_view, GET=company_needs)),

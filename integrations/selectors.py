@@ -22,6 +22,9 @@ class ConnectionInstructions:
     python_snippet: str
     javascript_snippet: str
     curl_example: str
+    # Planhat's open endpoints (the tenant token in the path) and analytics.js's settings.
+    planhat_urls: dict[str, str] | None = None
+    settings_url: str = ""
 
 
 def basic_auth_value(token: str) -> str:
@@ -39,12 +42,13 @@ def connection_instructions(*, integration: IntegrationSettings) -> ConnectionIn
         'analytics.identify("user-123", {"email": "ana@example.com", "company_id": "ACME-001"})\n'
         'analytics.track("user-123", "Report Downloaded")'
     )
-    host_no_scheme = base.split("://", 1)[-1]
+    # analytics.js runs in visitors' browsers: it gets the browser key, never the token.
+    browser_key = integration.browser_key
     javascript_snippet = (
-        "// analytics.js (AnalyticsBrowser from @segment/analytics-next)\n"
+        "// analytics.js (@segment/analytics-next): settings and events from this install\n"
         "AnalyticsBrowser.load({\n"
-        f'  writeKey: "{token}",\n'
-        f'  cdnSettings: {{ integrations: {{ "Segment.io": {{ apiHost: "{host_no_scheme}/v1" }} }} }},\n'
+        f'  writeKey: "{browser_key}",\n'
+        f'  cdnURL: "{base}",\n'
         "})"
     )
     curl_example = (
@@ -53,6 +57,8 @@ def connection_instructions(*, integration: IntegrationSettings) -> ConnectionIn
         '  -d \'{"type":"track","userId":"user-123","event":"Report Downloaded"}\''
     )
     return ConnectionInstructions(
+        planhat_urls=planhat_urls(token=token),
+        settings_url=f"{base}/v1/projects/{browser_key}/settings",
         destination_url=f"{base}/dock/segment",
         authorization_header=auth,
         tracking_api_host=base,
@@ -60,6 +66,28 @@ def connection_instructions(*, integration: IntegrationSettings) -> ConnectionIn
         javascript_snippet=javascript_snippet,
         curl_example=curl_example,
     )
+
+
+def planhat_urls(*, token: str) -> dict[str, str]:
+    """Planhat's open endpoints on this install, with the tenant token in the path."""
+    base = settings.PUBLIC_BASE_URL
+    return {
+        "analytics": f"{base}/analytics/{token}",
+        "analytics_bulk": f"{base}/analytics/bulk/{token}",
+        "analytics_csv": f"{base}/analytics/stream/csv/{token}",
+        "dimensiondata": f"{base}/dimensiondata/{token}",
+    }
+
+
+def previous_browser_key_valid_until(
+    *, integration: IntegrationSettings, now: datetime | None = None
+) -> datetime | None:
+    """Until when the rotated-out browser key still works, or None when none does."""
+    now = now or timezone.now()
+    until = integration.previous_browser_key_valid_until
+    if integration.previous_browser_key and until and until > now:
+        return until
+    return None
 
 
 def previous_token_valid_until(

@@ -14,7 +14,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from .models import IntegrationSettings, MetricDefinition
-from .selectors import masked, previous_token_valid_until
+from .selectors import masked, previous_browser_key_valid_until, previous_token_valid_until
 
 
 class IntegrationSettingsSerializer(serializers.ModelSerializer):
@@ -38,6 +38,7 @@ class IntegrationSettingsSerializer(serializers.ModelSerializer):
     is_on = serializers.BooleanField(read_only=True)
     status_reason = serializers.CharField(read_only=True)
     previous_token_valid_until = serializers.SerializerMethodField()
+    previous_browser_key_valid_until = serializers.SerializerMethodField()
     public_base_url = serializers.SerializerMethodField()
     token_rotation_grace_hours = serializers.SerializerMethodField()
 
@@ -60,18 +61,21 @@ class IntegrationSettingsSerializer(serializers.ModelSerializer):
             "shared_secret_set",
             "tenant_token",
             "previous_token_valid_until",
+            "browser_key",
+            "previous_browser_key_valid_until",
             "token_rotation_grace_hours",
             "is_on",
             "status_reason",
             "public_base_url",
             "updated_at",
         )
-        read_only_fields = ("tenant_token", "updated_at")
+        read_only_fields = ("tenant_token", "browser_key", "updated_at")
 
     def to_representation(self, instance: IntegrationSettings) -> dict:
         data = super().to_representation(instance)
         if not self.context.get("show_secrets", False):
             data["tenant_token"] = masked(instance.tenant_token)
+            data["browser_key"] = masked(instance.browser_key)
             data["write_key_masked"] = ""
         return data
 
@@ -88,6 +92,10 @@ class IntegrationSettingsSerializer(serializers.ModelSerializer):
         """Until when the rotated-out token still works; null when none does."""
         return previous_token_valid_until(integration=obj)
 
+    def get_previous_browser_key_valid_until(self, obj: IntegrationSettings) -> datetime | None:
+        """Until when the rotated-out browser key still works; null when none does."""
+        return previous_browser_key_valid_until(integration=obj)
+
     def get_public_base_url(self, obj: IntegrationSettings) -> str:
         return settings.PUBLIC_BASE_URL
 
@@ -102,11 +110,19 @@ class TokenRotationSerializer(serializers.Serializer):
     )
 
 
+class BrowserKeyRotationSerializer(serializers.Serializer):
+    browser_key = serializers.CharField(help_text="The new key: put it into your site's snippet.")
+    previous_browser_key_valid_until = serializers.DateTimeField(
+        help_text="Until when the old key keeps working."
+    )
+
+
 class MetricDefinitionSerializer(serializers.ModelSerializer):
     class Meta:
         model = MetricDefinition
-        fields = ("id", "key", "label", "description", "created_at")
-        read_only_fields = ("id", "created_at")
+        fields = ("id", "key", "label", "description", "source", "created_at")
+        # Metrics made here (or on the page) are Segment's; dimension data makes its own.
+        read_only_fields = ("id", "source", "created_at")
         # The key's format and uniqueness are checked by the model's full_clean in the
         # services, so the API and the admin give the same messages.
         extra_kwargs = {"key": {"validators": []}}

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from .models import IntegrationSettings, MetricDefinition
@@ -21,19 +22,33 @@ def generate_tenant_token() -> str:
     return secrets.token_urlsafe(48)
 
 
+def generate_browser_key() -> str:
+    """32 random bytes, URL-safe. Public by nature; what it may do is limited instead."""
+    return secrets.token_urlsafe(32)
+
+
 def integration_ensure() -> IntegrationSettings:
     """Return the one integration row, creating it with safe defaults on first use.
 
     Idempotent and safe under concurrency (a lost creation race re-reads the winner's row).
-    A fresh install has sections 1 and 2 on, section 3 off.
+    A fresh install has sections 1 and 2 on, section 3 off, and a browser key.
     """
     row = IntegrationSettings.objects.filter(pk=SINGLETON_PK).first()
     if row is not None:
+        if not row.browser_key:
+            # A row made before browser keys existed (or built by hand in a test): give it one,
+            # only where it still has none (two processes racing keep the first key).
+            IntegrationSettings.objects.filter(pk=row.pk, browser_key="").update(
+                browser_key=generate_browser_key()
+            )
+            row.refresh_from_db(fields=["browser_key"])
         return row
     try:
         with transaction.atomic():
             return IntegrationSettings.objects.create(
-                pk=SINGLETON_PK, tenant_token=generate_tenant_token()
+                pk=SINGLETON_PK,
+                tenant_token=generate_tenant_token(),
+                browser_key=generate_browser_key(),
             )
     except IntegrityError:
         return IntegrationSettings.objects.get(pk=SINGLETON_PK)
@@ -65,6 +80,31 @@ def tenant_token_rotate(*, now: datetime | None = None) -> IntegrationSettings:
     return row
 
 
+@transaction.atomic
+def browser_key_rotate(*, now: datetime | None = None) -> IntegrationSettings:
+    """Issue a new browser key; the current one keeps working for the grace period.
+
+    Sites embed the key in their pages: the grace lets them deploy the new one first.
+    """
+    now = now or timezone.now()
+    integration_ensure()
+    row = IntegrationSettings.objects.select_for_update().get(pk=SINGLETON_PK)
+    row.previous_browser_key = row.browser_key
+    row.previous_browser_key_valid_until = now + rotation_grace()
+    row.browser_key = generate_browser_key()
+    row.browser_key_rotated_at = now
+    row.save(
+        update_fields=[
+            "previous_browser_key",
+            "previous_browser_key_valid_until",
+            "browser_key",
+            "browser_key_rotated_at",
+            "updated_at",
+        ]
+    )
+    return row
+
+
 @dataclass(frozen=True)
 class TokenCheck:
     valid: bool
@@ -78,15 +118,46 @@ def tenant_token_check(
 
     Constant-time comparisons, so the answer's timing says nothing about the token.
     """
+    return _key_check(
+        current=integration.tenant_token,
+        previous=integration.previous_token,
+        previous_until=integration.previous_token_valid_until,
+        presented=presented,
+        now=now,
+    )
+
+
+def browser_key_check(
+    *, integration: IntegrationSettings, presented: str, now: datetime | None = None
+) -> TokenCheck:
+    """Is ``presented`` the browser key, or the previous one within its grace period?"""
+    return _key_check(
+        current=integration.browser_key,
+        previous=integration.previous_browser_key,
+        previous_until=integration.previous_browser_key_valid_until,
+        presented=presented,
+        now=now,
+    )
+
+
+def _key_check(
+    *,
+    current: str,
+    previous: str,
+    previous_until: datetime | None,
+    presented: str,
+    now: datetime | None,
+) -> TokenCheck:
+    # Constant-time comparisons; an empty key (none issued yet) never matches anything.
     now = now or timezone.now()
     presented_bytes = presented.encode()
-    if hmac.compare_digest(presented_bytes, integration.tenant_token.encode()):
+    if current and hmac.compare_digest(presented_bytes, current.encode()):
         return TokenCheck(valid=True)
     if (
-        integration.previous_token
-        and integration.previous_token_valid_until
-        and now < integration.previous_token_valid_until
-        and hmac.compare_digest(presented_bytes, integration.previous_token.encode())
+        previous
+        and previous_until
+        and now < previous_until
+        and hmac.compare_digest(presented_bytes, previous.encode())
     ):
         return TokenCheck(valid=True, is_previous=True)
     return TokenCheck(valid=False)
@@ -111,9 +182,27 @@ def metric_definition_create(
     return metric
 
 
+class MetricInUse(Exception):
+    """A metric definition that something refers to with a protected key (a health factor,
+    an alert rule) cannot be deleted; the message names what uses it."""
+
+
 def metric_definition_delete(*, metric_id: int) -> None:
-    """Remove a metric definition (and, by cascade, its recorded values)."""
-    MetricDefinition.objects.filter(pk=metric_id).delete()
+    """Remove a metric definition and its recorded values.
+
+    Refused with :class:`MetricInUse` (nothing deleted) while another object refers to the
+    metric through an ``on_delete=PROTECT`` key: a health factor or alert rule must not lose
+    its metric under it.
+    """
+    try:
+        with transaction.atomic():
+            MetricDefinition.objects.filter(pk=metric_id).delete()
+    except ProtectedError as exc:
+        users = sorted({f"{o._meta.verbose_name} '{o}'" for o in exc.protected_objects})
+        shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
+        raise MetricInUse(
+            f"This metric is in use by {shown}: change or remove those first."
+        ) from exc
 
 
 def metric_definition_update(

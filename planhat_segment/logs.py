@@ -35,7 +35,15 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         rf"\1{REDACTED}",
     ),
     # Tokens in paths (Planhat-format routes, the SDKs' settings route), and ?token=.
-    (re.compile(r"(/(?:analytics|dimensiondata)/)[^/?\s'\"]+"), rf"\1{REDACTED}"),
+    # The token is the segment after /analytics/bulk/, /analytics/stream/csv/, /analytics/ or
+    # /dimensiondata/ (never the fixed words "bulk" and "stream" of the bare routes).
+    (
+        re.compile(
+            r"(/(?:analytics/bulk|analytics/stream/csv|analytics|dimensiondata)/)"
+            r"(?!(?:bulk|stream)(?:[/?\s'\"]|$))[^/?\s'\"]+"
+        ),
+        rf"\1{REDACTED}",
+    ),
     (re.compile(r"(/v1/projects/)[^/?\s'\"]+"), rf"\1{REDACTED}"),
     (re.compile(r"([?&](?:token|api_key|apikey)=)[^&\s'\"]+", re.I), rf"\1{REDACTED}"),
 )

@@ -164,8 +164,9 @@ STORAGES = {
     },
 }
 
-# Routes Segment posts to: never redirected (a 301 on POST loses the event).
-INGEST_PATH_PATTERNS = [r"^dock/", r"^v1/"]
+# Routes Segment (and Planhat's open API senders) post to: never redirected (a 301 on POST
+# loses the event).
+INGEST_PATH_PATTERNS = [r"^dock/", r"^v1/", r"^analytics(?:/|$)", r"^dimensiondata(?:/|$)"]
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

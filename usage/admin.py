@@ -226,8 +226,15 @@ class ActivityAdmin(ReadOnlyAdmin):
 
 @admin.register(MetricValue)
 class MetricValueAdmin(ReadOnlyAdmin):
-    list_display = ["occurred_at", "company", "metric", "value"]
-    list_filter = ["metric", ("occurred_at", admin.DateFieldListFilter)]
-    search_fields = ["=message_id", "company__external_id", "company__name"]
-    list_select_related = ["company", "metric"]
-    raw_id_fields = ["company"]
+    list_display = ["occurred_at", "metric", "value", "company", "enduser", "asset", "project"]
+    list_filter = ["metric", "metric__source", ("occurred_at", admin.DateFieldListFilter)]
+    search_fields = [
+        "=message_id",
+        "company__external_id",
+        "company__name",
+        "enduser__external_id",
+        "asset__external_id",
+        "project__external_id",
+    ]
+    list_select_related = ["company", "enduser", "asset", "project", "metric"]
+    raw_id_fields = ["company", "enduser", "asset", "project"]

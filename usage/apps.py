@@ -15,6 +15,7 @@ class UsageConfig(AppConfig):
         from .schedules import periodic_defaults
 
         periodic_defaults_register(*periodic_defaults())
+
         post_migrate.connect(_rollups_backfill, sender=self, dispatch_uid="usage_rollups_backfill")
 
 

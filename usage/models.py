@@ -31,6 +31,8 @@ class DropReason(models.TextChoices):
     UNKNOWN_ENDUSER = "unknown_enduser", "Unknown enduser (auto-create is off)"
     UNASSIGNED_USER = "unassigned_user", "User without a known company"
     UNKNOWN_COMPANY = "unknown_company", "Unknown company"
+    # Dimension data for an enduser, asset or project whose external id is not known.
+    UNKNOWN_OBJECT = "unknown_object", "Unknown enduser, asset or project"
     SECTION_DISABLED = "section_disabled", "Section switched off"
     UNSUPPORTED_CALL = "unsupported_call", "Unsupported call"
 
@@ -160,9 +162,24 @@ class Activity(models.Model):
 
 
 class MetricValue(models.Model):
-    """One value of a company metric at a time (from a group call's numeric trait)."""
+    """One value of a metric at a time, for exactly one company, enduser, asset or project.
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="metric_values")
+    Company values come from group calls' numeric traits (section 2) and from dimension
+    data; enduser, asset and project values from dimension data (Planhat's ``model``).
+    """
+
+    company = models.ForeignKey(
+        Company, null=True, blank=True, on_delete=models.CASCADE, related_name="metric_values"
+    )
+    enduser = models.ForeignKey(
+        EndUser, null=True, blank=True, on_delete=models.CASCADE, related_name="metric_values"
+    )
+    asset = models.ForeignKey(
+        Asset, null=True, blank=True, on_delete=models.CASCADE, related_name="metric_values"
+    )
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="metric_values"
+    )
     metric = models.ForeignKey(MetricDefinition, on_delete=models.CASCADE, related_name="values")
     value = models.FloatField()
     occurred_at = models.DateTimeField()
@@ -171,14 +188,44 @@ class MetricValue(models.Model):
     class Meta:
         ordering = ["-occurred_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["message_id", "metric"], name="metric_value_once")
+            models.UniqueConstraint(fields=["message_id", "metric"], name="metric_value_once"),
+            models.CheckConstraint(
+                condition=(
+                    Q(company__isnull=False, enduser=None, asset=None, project=None)
+                    | Q(company=None, enduser__isnull=False, asset=None, project=None)
+                    | Q(company=None, enduser=None, asset__isnull=False, project=None)
+                    | Q(company=None, enduser=None, asset=None, project__isnull=False)
+                ),
+                name="metric_value_one_object",
+            ),
         ]
         indexes = [
-            models.Index(fields=["company", "metric", "occurred_at"], name="metric_company_time")
+            models.Index(fields=["company", "metric", "occurred_at"], name="metric_company_time"),
+            # Partial: most values are companies'; the other indexes hold only their own rows.
+            models.Index(
+                fields=["enduser", "metric", "occurred_at"],
+                condition=Q(enduser__isnull=False),
+                name="metric_enduser_time",
+            ),
+            models.Index(
+                fields=["asset", "metric", "occurred_at"],
+                condition=Q(asset__isnull=False),
+                name="metric_asset_time",
+            ),
+            models.Index(
+                fields=["project", "metric", "occurred_at"],
+                condition=Q(project__isnull=False),
+                name="metric_project_time",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.metric_id}={self.value}"
+
+    @property
+    def target(self):
+        """The object the value belongs to."""
+        return self.company or self.enduser or self.asset or self.project
 
 
 # Daily rollups of activities (issue 10). Days are UTC days. They are keyed on the company

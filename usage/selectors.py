@@ -82,7 +82,7 @@ def activity_list() -> QuerySet[Activity]:
 
 
 def metric_value_list() -> QuerySet[MetricValue]:
-    return MetricValue.objects.select_related("company", "metric")
+    return MetricValue.objects.select_related("company", "enduser", "asset", "project", "metric")
 
 
 def inbox_event_list() -> QuerySet[InboxEvent]:

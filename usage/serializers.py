@@ -40,8 +40,22 @@ class ActivitySerializer(serializers.ModelSerializer):
 
 
 class MetricValueSerializer(serializers.ModelSerializer):
-    company_external_id = serializers.CharField(source="company.external_id", read_only=True)
+    """A value belongs to exactly one of company, enduser, asset, project (others null)."""
+
+    company_external_id = serializers.CharField(
+        source="company.external_id", read_only=True, default=None
+    )
+    enduser_external_id = serializers.CharField(
+        source="enduser.external_id", read_only=True, default=None
+    )
+    asset_external_id = serializers.CharField(
+        source="asset.external_id", read_only=True, default=None
+    )
+    project_external_id = serializers.CharField(
+        source="project.external_id", read_only=True, default=None
+    )
     metric_key = serializers.CharField(source="metric.key", read_only=True)
+    metric_source = serializers.CharField(source="metric.source", read_only=True)
 
     class Meta:
         model = MetricValue
@@ -49,8 +63,15 @@ class MetricValueSerializer(serializers.ModelSerializer):
             "id",
             "company",
             "company_external_id",
+            "enduser",
+            "enduser_external_id",
+            "asset",
+            "asset_external_id",
+            "project",
+            "project_external_id",
             "metric",
             "metric_key",
+            "metric_source",
             "value",
             "occurred_at",
             "message_id",

@@ -15,11 +15,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Max
+from django.db.models import Count, Max
 from django.db.models.functions import TruncDate
 
 from integrations.models import MetricDefinition
-from planhat_segment.models import Company, EndUser
+from planhat_segment.models import Asset, Company, EndUser, Project
 
 from . import rollup_selectors as rollups
 from .models import Activity, MetricValue
@@ -68,7 +68,9 @@ def company_trends(
     trends = CompanyTrends(days=days, labels=_day_labels(since, until))
     if company.is_test:
         return trends
-    trends.metric_series = _metric_series(company=company, since=since)
+    trends.metric_series = _metric_series(
+        values=MetricValue.objects.filter(company=company), since=since
+    )
 
     # One read of the (day, action) rows serves both the totals and the stacked series.
     rows = rollups.company_action_day_rows(company_id=company.pk, first=since, last=until)
@@ -100,9 +102,12 @@ def company_trends(
     return trends
 
 
-def _metric_series(*, company: Company, since: dt.date) -> list[Series]:
-    """The last value of each metric per UTC day."""
-    values = MetricValue.objects.filter(company=company, occurred_at__gte=rollups.day_start(since))
+def _metric_series(*, values, since: dt.date) -> list[Series]:
+    """The last value of each metric per UTC day.
+
+    ``values``: the MetricValue rows of one object (company, enduser, asset or project).
+    """
+    values = values.filter(occurred_at__gte=rollups.day_start(since))
     day = TruncDate("occurred_at", tzinfo=UTC)
     points: dict[int, dict[str, float]] = defaultdict(dict)
     if connection.vendor == "postgresql":
@@ -142,6 +147,62 @@ class EndUserTrends:
     labels: list[str]
     per_day: list[Series]
     recent: list[Activity]
+    metric_series: list[Series] = field(default_factory=list)
+    latest_metrics: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class ObjectMetrics:
+    """Metric values of one enduser, asset or project (from dimension data)."""
+
+    days: int
+    labels: list[str]
+    metric_series: list[Series]
+    latest: list[dict]  # per metric: key, label, value, at, count
+
+
+def _latest(values) -> list[dict]:
+    """Per metric its last value, when, and how many values: one grouped query, one fetch."""
+    summary = {
+        row["metric_id"]: row
+        for row in values.values("metric_id").annotate(last_at=Max("occurred_at"), n=Count("id"))
+    }
+    if not summary:
+        return []
+    last = {
+        metric_id: value  # ties at one instant: the highest id wins
+        for metric_id, at, value in values.filter(
+            occurred_at__in={row["last_at"] for row in summary.values()}
+        )
+        .order_by("occurred_at", "id")
+        .values_list("metric_id", "occurred_at", "value")
+        if at == summary[metric_id]["last_at"]
+    }
+    metrics = MetricDefinition.objects.filter(pk__in=summary).values_list("pk", "key", "label")
+    return [
+        {
+            "key": key,
+            "label": label,
+            "value": last.get(pk),
+            "at": summary[pk]["last_at"],
+            "count": summary[pk]["n"],
+        }
+        for pk, key, label in sorted(metrics, key=lambda m: m[1])
+    ]
+
+
+def object_metrics(*, obj: EndUser | Asset | Project, days: int = 30) -> ObjectMetrics:
+    """Metric series (last value per day) and the latest value per metric of one object."""
+    days = days if days in RANGES else RANGES[0]
+    since, until = _range(days)
+    field_name = {EndUser: "enduser", Asset: "asset", Project: "project"}[type(obj)]
+    values = MetricValue.objects.filter(**{field_name: obj})
+    return ObjectMetrics(
+        days=days,
+        labels=_day_labels(since, until),
+        metric_series=_metric_series(values=values, since=since),
+        latest=_latest(values),
+    )
 
 
 def enduser_trends(
@@ -156,9 +217,12 @@ def enduser_trends(
         .defer("properties")
         .order_by("-occurred_at")[:25]
     )
+    metrics = object_metrics(obj=enduser, days=days)
     return EndUserTrends(
         days=days,
         labels=_day_labels(since, until),
         per_day=[Series("Activities", [(day.isoformat(), total) for day, total in per_day])],
         recent=recent,
+        metric_series=metrics.metric_series,
+        latest_metrics=metrics.latest,
     )

@@ -15,9 +15,9 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils.safestring import SafeString
 
-from planhat_segment.models import Company, EndUser
+from planhat_segment.models import Asset, Company, EndUser, Project
 
-from .trends import RANGES, Series, company_trends, enduser_trends
+from .trends import RANGES, Series, company_trends, enduser_trends, object_metrics
 
 CompanyPanel = Callable[[HttpRequest, Company, int], SafeString | None]
 _company_panels: list[CompanyPanel] = []
@@ -77,7 +77,11 @@ def company_trends_view(request: HttpRequest, company_id: int) -> HttpResponse:
 def enduser_trends_view(request: HttpRequest, enduser_id: int) -> HttpResponse:
     enduser = get_object_or_404(EndUser.objects.select_related("company"), pk=enduser_id)
     trends = enduser_trends(enduser=enduser, days=_days(request))
-    chart_data = {"labels": trends.labels, "perDay": _chart(trends.per_day)}
+    chart_data = {
+        "labels": trends.labels,
+        "perDay": _chart(trends.per_day),
+        "metrics": _chart(trends.metric_series),
+    }
     return TemplateResponse(
         request,
         "usage/enduser_trends.html",
@@ -86,6 +90,33 @@ def enduser_trends_view(request: HttpRequest, enduser_id: int) -> HttpResponse:
             "title": f"Activity · {enduser.display_name}",
             "enduser": enduser,
             "trends": trends,
+            "ranges": RANGES,
+            "chart_data": chart_data,
+        },
+    )
+
+
+def object_metrics_view(request: HttpRequest, model: str, object_id: int) -> HttpResponse:
+    """An asset's or a project's metric values (dimension data): a chart and the latest."""
+    model_class = {"asset": Asset, "project": Project}[model]
+    obj = get_object_or_404(model_class.objects.select_related("company"), pk=object_id)
+    metrics = object_metrics(obj=obj, days=_days(request))
+    chart_data = {
+        "labels": metrics.labels,
+        "metrics": _chart(metrics.metric_series),
+    }
+    meta = model_class._meta
+    return TemplateResponse(
+        request,
+        "usage/object_metrics.html",
+        {
+            **admin.site.each_context(request),
+            "title": f"Metrics · {obj}",
+            "obj": obj,
+            "opts": meta,
+            "changelist_url": f"admin:{meta.app_label}_{meta.model_name}_changelist",
+            "change_url": f"admin:{meta.app_label}_{meta.model_name}_change",
+            "metrics": metrics,
             "ranges": RANGES,
             "chart_data": chart_data,
         },

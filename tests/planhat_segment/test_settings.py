@@ -84,7 +84,7 @@ def test_production_https_redirect_exempts_the_ingest_routes():
     )
     assert found == {
         "SECURE_SSL_REDIRECT": True,
-        "SECURE_REDIRECT_EXEMPT": ["^dock/", "^v1/"],
+        "SECURE_REDIRECT_EXEMPT": ["^dock/", "^v1/", "^analytics(?:/|$)", "^dimensiondata(?:/|$)"],
         "SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"],
         "SESSION_COOKIE_SECURE": True,
         "CSRF_COOKIE_SECURE": True,

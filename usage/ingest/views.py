@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .auth import integration_cached, signature_valid, token_from_authorization, token_valid
 from .body import BadBody, BodyTooLarge, body_decode, body_parse, body_read
+from .browser import browser_key_valid, browser_messages_ingest, browser_path_allowed
 from .deadline import database_deadline
 from .messages import MAX_DEPTH, body_item_count, body_items, items_shallow
 from .services import messages_ingest
@@ -101,13 +102,21 @@ def _ingest_bounded(request: HttpRequest, *, path_type: str | None, v1: bool) ->
     except DatabaseError:
         return _unavailable("integration_read")
     header = request.META.get("HTTP_AUTHORIZATION", "")
+    browser = False
     if header:
-        if not token_valid(integration=integration, candidates=token_from_authorization(header)):
-            return _unauthorized(
-                "The key in the Authorization header is not valid: it is not this install's "
-                "tenant token (or was rotated out more than its grace period ago)."
-            )
+        candidates = token_from_authorization(header)
+        if not token_valid(integration=integration, candidates=candidates):
+            # /v1 only: the browser key (analytics.js) authenticates a narrower set of calls.
+            browser = v1 and browser_key_valid(integration=integration, candidates=candidates)
+            if not browser:
+                return _unauthorized(
+                    "The key in the Authorization header is not valid: it is not this install's "
+                    "tenant token (or was rotated out more than its grace period ago)."
+                )
         limit = settings.INGEST_MAX_BODY_BYTES
+        if browser:
+            # A public key: browsers send small batches, so the pre-auth read bound applies.
+            limit = min(settings.INGEST_UNAUTHENTICATED_MAX_BODY_BYTES, limit)
     elif not v1:
         return _unauthorized(
             "Send the tenant token as HTTP Basic user name: Authorization: Basic base64(token:)."
@@ -139,10 +148,21 @@ def _ingest_bounded(request: HttpRequest, *, path_type: str | None, v1: bool) ->
                 "No write key: send it as Basic auth user name or as writeKey in the body."
             )
         if not token_valid(integration=integration, candidates=[write_key]):
-            return _unauthorized(
-                "The writeKey in the body is not valid: it is not this install's tenant token "
-                "(or was rotated out more than its grace period ago)."
-            )
+            browser = browser_key_valid(integration=integration, candidates=[write_key])
+            if not browser:
+                return _unauthorized(
+                    "The writeKey in the body is not valid: it is not this install's tenant "
+                    "token (or was rotated out more than its grace period ago)."
+                )
+    if browser and not browser_path_allowed(path_type):
+        return _json(
+            403,
+            {
+                "error": "forbidden",
+                "detail": f"The browser key cannot send {path_type} calls: send them "
+                "server-side with the tenant token.",
+            },
+        )
     if not v1 and integration.shared_secret:
         presented = request.META.get("HTTP_X_SIGNATURE", "")
         if not signature_valid(
@@ -169,8 +189,9 @@ def _ingest_bounded(request: HttpRequest, *, path_type: str | None, v1: bool) ->
     # store it) or nesting past the depth limit; a body with fewer brackets than the limit
     # cannot nest that deep, which spares the usual request even the one-pass check.
     deep = data.count(b"{") + data.count(b"[") > MAX_DEPTH and not items_shallow(items)
+    ingest = browser_messages_ingest if browser else messages_ingest
     try:
-        stored = messages_ingest(items=items, check_each=deep or b"\\u0000" in data)
+        stored = ingest(items=items, check_each=deep or b"\\u0000" in data)
     except DatabaseError:
         return _unavailable("inbox_store")
     shown = stored.rejected[:MAX_REJECTED_SHOWN]

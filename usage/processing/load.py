@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from integrations.models import IntegrationSettings, MetricDefinition
+from integrations.models import IntegrationSettings, MetricDefinition, MetricSource
 from planhat_segment.models import Asset, Company, CompanyDomain, EndUser, Project
 from usage.bulk import rows_where_in
 
-from .parse import EventFacts, email_domain, facts_of
+from .parse import DIMENSION, EventFacts, email_domain, facts_of
 
 PROFILE_FIELDS = ("name", "first_name", "last_name", "title")
 _USER_COLUMNS = ("pk", "company_id", "external_id", "email", *PROFILE_FIELDS)
@@ -80,7 +80,10 @@ class Lookups:
     users_by_email: dict[str, UserRef] = field(default_factory=dict)  # lower-case email
     assets: dict[str, int] = field(default_factory=dict)
     projects: dict[str, int] = field(default_factory=dict)
+    # Group traits count only for metrics an admin defined (section 2's rule) ...
     metrics: dict[str, int] = field(default_factory=dict)  # metric key -> definition pk
+    # ... while dimension data uses any metric, and creates those not defined yet.
+    metrics_any: dict[str, int] = field(default_factory=dict)
 
     def user_find(self, user_key: str | None, email: str | None) -> UserRef | None:
         # The user id wins; the email is used when there is no user id or it is not found.
@@ -175,6 +178,9 @@ def lookups_load(*, events: list[EventFacts], rules: Rules) -> Lookups:
         lookups.projects = dict(
             rows_where_in(Project, ("external_id", "pk"), external_id=project_keys)
         )
-    if any(e.type == "group" for e in events):
-        lookups.metrics = dict(MetricDefinition.objects.values_list("key", "pk"))
+    if any(e.type in ("group", DIMENSION) for e in events):
+        for key, pk, source in MetricDefinition.objects.values_list("key", "pk", "source"):
+            lookups.metrics_any[key] = pk
+            if source == MetricSource.SEGMENT:
+                lookups.metrics[key] = pk
     return lookups

@@ -15,6 +15,8 @@ from typing import Any
 from django.utils.dateparse import parse_datetime
 
 USER_CALLS = frozenset({"identify", "track", "page", "screen"})
+# Planhat's dimension data (usage.ingest.planhat): a metric value for one object.
+DIMENSION = "dimension"
 MAX_KEY_LENGTH = 255
 MAX_EMAIL_LENGTH = 254
 MAX_COUNT = 2_147_483_647  # PositiveIntegerField's ceiling on every backend
@@ -188,6 +190,19 @@ def count_of(properties: dict) -> tuple[int, str | None]:
     return value, None
 
 
+def planhat_of(payload: dict) -> dict:
+    """What a Planhat activity carries besides Segment's fields (``weight``, ``count``)."""
+    return _dict(payload.get("planhat"))
+
+
+def weight_of(payload: dict) -> float:
+    """The activity's weight: Planhat's ``weight`` (checked at the door), else 1."""
+    weight = planhat_of(payload).get("weight")
+    if isinstance(weight, int | float) and not isinstance(weight, bool) and math.isfinite(weight):
+        return float(weight) if weight >= 0 else 1.0
+    return 1.0
+
+
 def number_of(value: Any) -> float | None:
     """A finite number from a JSON number or a decimal string; booleans and null are not."""
     if value is None or isinstance(value, bool):
@@ -280,4 +295,16 @@ def facts_of(
         facts.email_key = email_key_of(payload)
     if kind == "track":
         facts.asset_key, facts.project_key = object_keys_of(_dict(payload.get("properties")))
+    elif kind == DIMENSION:
+        # The object the value is for, as the key its model is looked up by.
+        key = as_key(payload.get("externalId"))
+        model = payload.get("model")
+        if model == "EndUser":
+            facts.user_key = key
+        elif model == "Asset":
+            facts.asset_key = key
+        elif model == "Project":
+            facts.project_key = key
+        else:
+            facts.company_key = key
     return facts

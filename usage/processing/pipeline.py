@@ -66,7 +66,7 @@ def claim_process(*, claim: Claim, now: datetime, rollups: bool = True) -> Claim
                     for s, weight in inserted
                 )
             )
-        write.metric_values_write(specs=result.metric_values)
+        write.metric_values_write(specs=result.metric_values, now=now)
         write.inbox_outcomes_write(
             hold=claim.hold(), events=events, outcomes=result.outcomes, now=now
         )

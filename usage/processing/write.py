@@ -12,7 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db.models import Q
+from django.utils import timezone
 
+from integrations.models import MetricDefinition, MetricSource
 from planhat_segment.models import EndUser
 from usage.bulk import keys_in, rows_insert, rows_update, rows_where_in
 from usage.models import Activity, InboxEvent, InboxStatus, MetricValue
@@ -119,6 +121,7 @@ _ACTIVITY_FIELDS = (
     "project",
     "action",
     "count",
+    "weight",
     "occurred_at",
     "received_at",
     "properties",
@@ -144,6 +147,7 @@ def activities_write(*, specs: list[ActivitySpec]) -> list[tuple[ActivitySpec, f
                 s.project_id,
                 s.action,
                 s.count,
+                s.weight,
                 s.occurred_at,
                 s.received_at,
                 s.properties,
@@ -157,12 +161,58 @@ def activities_write(*, specs: list[ActivitySpec]) -> list[tuple[ActivitySpec, f
     return [(s, weights[s.message_id]) for s in specs if s.message_id in weights]
 
 
-def metric_values_write(*, specs: list[MetricValueSpec]) -> None:
-    """Insert metric values; (message id, metric) already stored is skipped."""
+def metric_definitions_ensure(*, keys: Iterable[str], now: datetime) -> dict[str, int]:
+    """Metric definitions for these keys (pk by key), creating the missing ones as dimension
+    data's (Planhat's rule: any dimension id is accepted and creates its metric).
+
+    ON CONFLICT DO NOTHING then a re-read: a definition another worker (or an admin) created
+    meanwhile is used as it is, whatever its source.
+    """
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    rows_insert(
+        MetricDefinition,
+        ("key", "label", "source", "created_at"),
+        [
+            (k, k.replace("_", " ").capitalize(), MetricSource.DIMENSION_DATA.value, now)
+            for k in keys
+        ],
+    )
+    return dict(rows_where_in(MetricDefinition, ("key", "pk"), key=keys))
+
+
+def metric_values_write(*, specs: list[MetricValueSpec], now: datetime | None = None) -> None:
+    """Insert metric values; (message id, metric) already stored is skipped.
+
+    A value for an enduser planned in this claim takes the pk it got when created; one whose
+    enduser could not be created is left out (its event fails, see the pipeline).
+    """
+    created = metric_definitions_ensure(
+        keys=[s.metric_key for s in specs if s.metric_id is None], now=now or timezone.now()
+    )
+    rows = []
+    for s in specs:
+        metric_id = s.metric_id if s.metric_id is not None else created.get(s.metric_key)
+        enduser_id = s.user.pk if s.user is not None else None
+        if metric_id is None or (s.user is not None and enduser_id is None):
+            continue
+        rows.append(
+            (
+                s.company_id,
+                enduser_id,
+                s.asset_id,
+                s.project_id,
+                metric_id,
+                s.value,
+                s.occurred_at,
+                s.message_id,
+            )
+        )
     rows_insert(
         MetricValue,
-        ("company", "metric", "value", "occurred_at", "message_id"),
-        [(s.company_id, s.metric_id, s.value, s.occurred_at, s.message_id) for s in specs],
+        ("company", "enduser", "asset", "project", "metric", "value", "occurred_at", "message_id"),
+        rows,
     )
 
 
