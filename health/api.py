@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import exceptions, permissions, status, viewsets
+from rest_framework import exceptions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
@@ -19,6 +19,7 @@ from planhat_segment.models import Company
 
 from . import serializers as s
 from .filters import HealthScoreFilter
+from .models import HealthProfile, HealthScore
 from .selectors import health_profile_list, health_score_list
 from .services import (
     health_profile_create,
@@ -29,25 +30,6 @@ from .services import (
 )
 
 RECOMPUTE_PERMISSION = "health.recompute_healthscore"
-
-
-class ModelPermissionsWithView(permissions.DjangoModelPermissions):
-    """Django's model permissions, reads included (view_<model>): Viewer roles read, only
-    roles holding add / change / delete write."""
-
-    perms_map = {
-        **permissions.DjangoModelPermissions.perms_map,
-        "GET": ["%(app_label)s.view_%(model_name)s"],
-        "HEAD": ["%(app_label)s.view_%(model_name)s"],
-        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
-    }
-
-
-class CanRecompute(permissions.BasePermission):
-    message = "Starting a recompute needs the 'Can start health score recomputes' permission."
-
-    def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.has_perm(RECOMPUTE_PERMISSION))
 
 
 def _as_400(exc: DjangoValidationError) -> exceptions.ValidationError:
@@ -66,7 +48,7 @@ def _as_400(exc: DjangoValidationError) -> exceptions.ValidationError:
 )
 class HealthProfileViewSet(viewsets.ModelViewSet):
     serializer_class = s.HealthProfileSerializer
-    permission_classes = (permissions.IsAuthenticated, ModelPermissionsWithView)
+    permission_model = HealthProfile
     pagination_class = ApiPagination
     filter_backends = ()
 
@@ -121,7 +103,8 @@ class HealthProfileViewSet(viewsets.ModelViewSet):
 )
 class HealthScoreViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = s.HealthScoreSerializer
-    permission_classes = (permissions.IsAuthenticated, ModelPermissionsWithView)
+    permission_model = HealthScore
+    required_permissions = {"recompute": (RECOMPUTE_PERMISSION,)}
     pagination_class = ApiPagination
     filter_backends = (DjangoFilterBackend, OrderingFilter)
     filterset_class = HealthScoreFilter
@@ -145,7 +128,6 @@ class HealthScoreViewSet(viewsets.ReadOnlyModelViewSet):
     @action(
         detail=False,
         methods=["post"],
-        permission_classes=(permissions.IsAuthenticated, CanRecompute),
         filter_backends=(),
         pagination_class=None,
     )
