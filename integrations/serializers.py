@@ -105,8 +105,8 @@ class TokenRotationSerializer(serializers.Serializer):
 class MetricDefinitionSerializer(serializers.ModelSerializer):
     class Meta:
         model = MetricDefinition
-        fields = ("id", "key", "label", "description", "created_at")
-        read_only_fields = ("id", "created_at")
+        fields = ("id", "key", "label", "description", "created_at", "archived_at")
+        read_only_fields = ("id", "created_at", "archived_at")
         # The key's format and uniqueness are checked by the model's full_clean in the
         # services, so the API and the admin give the same messages.
         extra_kwargs = {"key": {"validators": []}}

@@ -16,7 +16,13 @@ def _since(now: datetime | None) -> datetime:
 
 def inbox_counts_last_24h(*, now: datetime | None = None) -> dict[str, int]:
     """Events received in the last 24 h, and how many of them are in each outcome."""
-    counts = InboxEvent.objects.filter(received_at__gte=_since(now)).aggregate(
+    return inbox_counts_since(since=_since(now))
+
+
+def inbox_counts_since(*, since: datetime) -> dict[str, int]:
+    """Events received since ``since``, and how many of them are in each outcome (the
+    integration page's health line reads the last hour)."""
+    counts = InboxEvent.objects.filter(received_at__gte=since).aggregate(
         received=Count("id"),
         processed=Count("id", filter=Q(status=InboxStatus.PROCESSED)),
         waiting=Count("id", filter=Q(status=InboxStatus.WAITING)),

@@ -119,11 +119,19 @@ def test_add_and_remove_metric(admin_client_logged_in, page_url, integration):
     metric = MetricDefinition.objects.get()
     assert metric.key == "active_users"
     assert metric.label == "Active users"
+    # Remove archives: hidden from the list, values kept, restorable.
     response = admin_client_logged_in.post(
-        page_url, {"action": "delete_metric", "metric_id": str(metric.pk)}
+        page_url, {"action": "archive_metric", "metric_id": str(metric.pk)}, follow=True
     )
-    assert response.status_code == 302
-    assert not MetricDefinition.objects.exists()
+    metric.refresh_from_db()
+    assert metric.archived_at is not None
+    assert any("its stored values are kept" in m for m in _messages(response))
+    html = response.content.decode()
+    assert 'data-testid="archived-metrics"' in html
+    assert 'data-testid="remove-metric"' not in html  # no metric in use any more
+    admin_client_logged_in.post(page_url, {"action": "restore_metric", "metric_id": metric.pk})
+    metric.refresh_from_db()
+    assert metric.archived_at is None
 
 
 @pytest.mark.parametrize(

@@ -170,6 +170,7 @@ def _decide_group(
     traits = facts.payload.get("traits")
     traits = traits if isinstance(traits, dict) else {}
     outcome = Outcome(status=InboxStatus.PROCESSED)
+    recorded_before = len(result.metric_values)
     for key, metric_id in lookups.metrics.items():
         if key not in traits:
             continue
@@ -187,6 +188,10 @@ def _decide_group(
             )
         elif raw is not None:  # null is simply no value; anything else is worth a note
             outcome.notes.append(f"metric {key!r}: {str(raw)[:60]!r} is not a number")
+    if len(result.metric_values) == recorded_before and not outcome.notes:
+        # Said on the row, so the event log answers "why is my metric not in the chart?"
+        # (a trait name that differs from the key, or a metric removed = archived).
+        outcome.notes.append("no metric recorded: none of its traits is an active metric's key")
     return outcome
 
 

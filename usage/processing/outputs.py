@@ -180,7 +180,9 @@ def lookups_load(*, events: list[EventFacts], rules: Rules) -> Lookups:
             _rows_where_in(Project, ("external_id", "pk"), external_id=project_keys)
         )
     if any(e.type == "group" for e in events):
-        lookups.metrics = dict(MetricDefinition.objects.values_list("key", "pk"))
+        lookups.metrics = dict(
+            MetricDefinition.objects.filter(archived_at__isnull=True).values_list("key", "pk")
+        )
     return lookups
 
 
