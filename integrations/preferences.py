@@ -35,6 +35,12 @@ def user_time_zone_set(*, user: AbstractBaseUser, time_zone: str) -> UserPrefere
     return preference
 
 
+def time_zone_remember(sender, request: HttpRequest | None, user, **kwargs) -> None:
+    """``user_logged_in`` receiver: keep the person's zone in their new session."""
+    if request is not None and hasattr(request, "session"):
+        request.session[SESSION_KEY] = user_time_zone(user=user)
+
+
 class UserTimeZoneMiddleware:
     """Activates the signed-in person's zone on admin pages (after AuthenticationMiddleware).
 
