@@ -21,7 +21,7 @@ from integrations.models import IntegrationSettings
 from planhat_segment.models import Company
 from usage.models import Activity, InboxEvent, MetricValue
 
-from .conftest import screenshot
+from .conftest import in_viewport, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,6 +60,9 @@ def test_admin_flow_from_setup_to_push(logged_in_page, live_server, sink, settin
     form.get_by_role("button", name="Save data warehouse").click()
     page.wait_for_load_state()
     assert page.get_by_test_id("status-badge").inner_text() == "ON"
+    saved = page.get_by_test_id("flash-warehouse")
+    assert saved.inner_text() == "Saved."
+    assert in_viewport(saved)  # shown where the click was, not at the top of the page
 
     # Copy the token with the page's button, as an admin would.
     page.locator("button[data-copy=tenant-token]").click()
@@ -72,6 +75,7 @@ def test_admin_flow_from_setup_to_push(logged_in_page, live_server, sink, settin
     add.locator("input[name=key]").press("Enter")
     page.wait_for_load_state()
     assert "active_users" in page.get_by_test_id("metrics-table").inner_text()
+    assert in_viewport(page.get_by_test_id("flash-metrics").get_by_text("added"))
 
     # Segment delivers: identify (creates the enduser under ACME-001), track, group.
     identify = {
@@ -122,9 +126,17 @@ def test_admin_flow_from_setup_to_push(logged_in_page, live_server, sink, settin
     page.goto(PAGE)
     page.get_by_test_id("push-now").click()
     page.wait_for_load_state()
-    assert "Push data to Segment started" in page.locator(".messagelist").inner_text()
+    started = page.get_by_test_id("flash-warehouse")
+    assert "Push data to Segment started" in started.inner_text()
+    assert in_viewport(started)
+    assert page.get_by_test_id("push-now").is_disabled()  # one push at a time
     run = SyncRun.objects.get()
     sync_run_execute(run_id=run.pk)
+    # The page follows the run by itself (no reload): the outcome appears, buttons come back.
+    outcome = page.get_by_test_id("push-outcome")
+    outcome.wait_for()
+    assert outcome.inner_text().startswith("Push finished: Succeeded")
+    assert page.get_by_test_id("push-now").is_enabled()
     page.reload()
     company_row = page.locator("[data-testid=sync-table] tr[data-model=company] td")
     assert company_row.all_inner_texts() == ["Company", "1", "0"]
@@ -141,6 +153,7 @@ def test_admin_flow_from_setup_to_push(logged_in_page, live_server, sink, settin
     page.get_by_test_id("rotate-token").click()
     page.wait_for_load_state()
     assert "previous token still works until" in page.get_by_test_id("grace-notice").inner_text()
+    assert in_viewport(page.get_by_test_id("flash-token").get_by_text("New tenant token issued"))
     new_token = page.get_by_test_id("tenant-token").input_value()
     assert new_token != token
     assert _post(live_server, token, {**track, "messageId": "e2e-old-token"}).status_code == 200
