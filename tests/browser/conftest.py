@@ -133,9 +133,10 @@ def run_in_thread(target, *args, **kwargs):
     server's thread does. Returns the thread; join it."""
     import threading
 
-    from django.db import connection, connections
+    from django.db import connections
 
-    shared = connection if connection.vendor == "sqlite" else None
+    main = connections["default"]  # the wrapper itself, not the thread-local proxy
+    shared = main if main.vendor == "sqlite" else None
     errors: list[BaseException] = []
     if shared is not None:
         shared.inc_thread_sharing()
