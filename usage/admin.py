@@ -27,6 +27,7 @@ from planhat_segment.permissions import admin_view_permissions, has_permission_m
 from . import selectors, services
 from .explain import event_explanation
 from .models import Activity, InboxEvent, InboxStatus, MetricValue
+from .rejections import rejected_calls_last_24h
 
 
 class AssignForm(forms.Form):
@@ -250,6 +251,7 @@ class InboxEventAdmin(CsvExportMixin, admin.ModelAdmin):
             **(extra_context or {}),
             "inbox_counts": selectors.inbox_counts_last_24h(),
             "reason_counts": selectors.inbox_reason_counts_last_24h(),
+            "rejected_counts": rejected_calls_last_24h(),
         }
         return super().changelist_view(request, extra_context=extra_context)
 

@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
+from ..rejections import rejected_calls_count
 from .auth import integration_cached, signature_valid, token_from_authorization, token_valid
 from .body import BadBody, BodyTooLarge, body_decode, body_parse, body_read
 from .messages import body_items, messages_validate
@@ -151,6 +152,8 @@ def _ingest(request: HttpRequest, *, path_type: str | None, v1: bool) -> HttpRes
         return _unavailable("inbox_store")
     if stored.accepted:
         transaction.on_commit(nudge, robust=True)
+    if rejected:  # counted for the event log (reason only; never a payload)
+        rejected_calls_count(details=[r.detail for r in rejected])
     return _json(
         200,
         {
