@@ -160,8 +160,11 @@ def run_in_thread(target, *args, **kwargs):
     return thread
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, name: str, *, full_page: bool = False) -> None:
     if SCREENSHOTS_DIR:
         Path(SCREENSHOTS_DIR).mkdir(parents=True, exist_ok=True)
-        # The content only (no sidebar): smaller files that still show the whole page.
-        page.locator("#content").screenshot(path=str(Path(SCREENSHOTS_DIR) / f"{name}.png"))
+        path = str(Path(SCREENSHOTS_DIR) / f"{name}.png")
+        if full_page:  # a phone: the whole page as a person scrolls through it
+            page.screenshot(path=path, full_page=True)
+        else:  # the content only (no sidebar): smaller files that still show the whole page
+            page.locator("#content").screenshot(path=path)

@@ -12,12 +12,12 @@ from planhat_segment.models import Company
 from tests.warehouse_sync.conftest import integration_aim_at
 from usage.services import inbox_drain
 
-from .conftest import screenshot
+from .conftest import PHONE, screenshot, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_screenshots_of_demo_workspace(logged_in_page, sink, settings):
+def test_screenshots_of_demo_workspace(logged_in_page, browser_context, sink, settings):
     from warehouse_sync.services import sync_run_execute, sync_run_start
 
     settings.WAREHOUSE_PUSH_MAX_EVENTS_PER_SECOND = 0
@@ -31,9 +31,14 @@ def test_screenshots_of_demo_workspace(logged_in_page, sink, settings):
 
     page.goto("/admin/integrations/segment/")
     assert page.get_by_test_id("status-badge").inner_text() == "ON"
+    assert "Last push: succeeded" in page.get_by_test_id("health-push").inner_text()
     rows = page.locator("[data-testid=sync-table] tbody tr")
     assert rows.count() == 5
     screenshot(page, "integration-page")
+
+    page.goto("/admin/usage/inboxevent/")
+    assert page.locator("#result_list tbody tr").count() > 0
+    screenshot(page, "event-log")
 
     acme = Company.objects.get(external_id="ACME-001")
     page.goto(f"/admin/planhat_segment/company/{acme.pk}/trends/?days=90")
@@ -42,3 +47,9 @@ def test_screenshots_of_demo_workspace(logged_in_page, sink, settings):
     assert sorted(datasets) == ["Active users", "Seats", "Storage (GB)"]
     assert page.evaluate("Chart.getChart('chart-active-day').data.datasets[0].data.length") == 90
     screenshot(page, "company-trends")
+
+    phone = browser_context(viewport=PHONE).new_page()
+    sign_in(phone)
+    phone.goto("/admin/integrations/segment/")
+    assert phone.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    screenshot(phone, "integration-page-phone", full_page=True)
