@@ -6,6 +6,8 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
 from django.template.loader import render_to_string
 from django.urls import path, reverse
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from planhat_segment.audit import ADDITION, audit_record
 from planhat_segment.display import seconds_text, when_text
@@ -36,7 +38,9 @@ class SyncModelResultInline(_ReadOnly, admin.TabularInline):
 
     @admin.display(description="First error messages")
     def first_errors(self, obj: SyncModelResult) -> str:
-        return "\n".join(obj.error_messages or []) or "—"
+        if not obj.error_messages:
+            return "—"
+        return format_html_join(mark_safe("<br>"), "{}", ((m,) for m in obj.error_messages))
 
 
 PUSH_PERMISSION = "warehouse_sync.push_to_segment"
