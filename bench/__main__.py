@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-SUITES = ["ingest", "processing", "push", "trends"]
+SUITES = ["ingest", "processing", "push", "trends", "health"]
 RESULTS_DIR = Path(__file__).parent / "results"
 
 

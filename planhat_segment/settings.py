@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "integrations",
     "usage",
     "warehouse_sync",
+    "health",
 ]
 
 MIDDLEWARE = [

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/", include("integrations.api_urls")),
     path("api/", include("usage.api_urls")),
     path("api/", include("warehouse_sync.api_urls")),
+    path("api/", include("health.api_urls")),
     path("healthz", healthz, name="healthz"),
     path("", include("usage.urls")),  # /dock/segment and /v1/* (Segment ingest)
 ]

@@ -216,7 +216,13 @@ class EnduserDay(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["company", "enduser", "day"], name="enduser_day_unique")
         ]
-        indexes = [models.Index(fields=["enduser", "day"], name="enduser_day_enduser")]
+        indexes = [
+            models.Index(fields=["enduser", "day"], name="enduser_day_enduser"),
+            # Windowed reads of one company (Trends, health figures) range-scan this instead
+            # of every enduser-day the company ever had; enduser_id makes distinct counts
+            # index-only. ``count`` is left out so its increments stay HOT updates.
+            models.Index(fields=["company", "day", "enduser"], name="enduser_day_company_day"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.enduser_id}@{self.company_id} {self.day} ×{self.count}"

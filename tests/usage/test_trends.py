@@ -3,12 +3,15 @@
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from integrations.models import MetricDefinition
 from tests.factories import CompanyFactory, EndUserFactory
-from usage.models import Activity, MetricValue
+from tests.usage.rollup_factories import rollups_recount, usage_add
+from usage.models import Activity, CompanyActionDay, MetricValue
 from usage.trends import company_trends, enduser_trends
 
 pytestmark = pytest.mark.django_db
@@ -29,15 +32,14 @@ def _activity(enduser, action, when, count=1, n=[0]):
     )
 
 
-def _seed(company, users=3, days=10):
+def _seed(company, users=3, days=10, per_action=1):
+    """Rollup rows for ``users`` endusers over ``days`` days: user i does i + 2 actions a day."""
     endusers = [EndUserFactory(company=company) for _ in range(users)]
-    rows = []
     for day in range(days):
-        when = TODAY - dt.timedelta(days=day)
+        when = (TODAY - dt.timedelta(days=day)).date()
         for i, enduser in enumerate(endusers):
             for action in ["A", "B", "C", "D", "E", "F", "G"][: i + 2]:
-                rows.append(_activity(enduser, action, when))
-    Activity.objects.bulk_create(rows)
+                usage_add(enduser=enduser, day=when, action=action, count=per_action)
     return endusers
 
 
@@ -78,34 +80,66 @@ def test_activity_is_stacked_by_top_actions_with_other():
     assert labels[:5] == ["A", "B", "C", "D", "E"]
     assert labels[-1] == "Other"
     total = sum(v for s in trends.action_series for _, v in s.points)
-    assert total == trends.total_activities == Activity.objects.count()
+    assert total == trends.total_activities == 6 * 2 + 5 * 2 + 4 * 2 + 3 * 2 + 2 * 2 + 7 * 2
     assert trends.active_per_day[0].points[-1][1] == 6
     assert trends.top_endusers[0]["total"] == 2 * 7  # the user with most actions, two days
+    assert trends.top_endusers[0]["last_day"] == TODAY.date()
 
 
 def test_test_data_is_left_out_of_charts():
+    """The rollups never count test endusers (built here from activities by a recount)."""
     company = CompanyFactory()
     test_user = EndUserFactory(company=company, is_test=True)
-    Activity.objects.bulk_create([_activity(test_user, "A", TODAY)])
-    assert company_trends(company=company).total_activities == 0
+    real_user = EndUserFactory(company=company)
+    Activity.objects.bulk_create(
+        [_activity(test_user, "A", TODAY), _activity(real_user, "B", TODAY, count=3)]
+    )
+    rollups_recount()
+    trends = company_trends(company=company)
+    assert trends.total_activities == 3
+    assert [s.label for s in trends.action_series] == ["B"]
+    test_company = CompanyFactory(is_test=True)
+    usage_add(enduser=EndUserFactory(company=test_company), day=TODAY.date())
+    assert company_trends(company=test_company).total_activities == 0
 
 
 def test_range_limits_the_window():
     company = CompanyFactory()
     enduser = EndUserFactory(company=company)
-    Activity.objects.bulk_create(
-        [_activity(enduser, "Old", TODAY - dt.timedelta(days=60)), _activity(enduser, "New", TODAY)]
-    )
+    usage_add(enduser=enduser, day=(TODAY - dt.timedelta(days=60)).date(), action="Old")
+    usage_add(enduser=enduser, day=TODAY.date(), action="New")
     assert company_trends(company=company, days=30).total_activities == 1
     assert company_trends(company=company, days=90).total_activities == 2
     assert len(company_trends(company=company, days=365).labels) == 365
 
 
-def test_trends_query_count_does_not_grow_with_data(django_assert_max_num_queries):
-    company = CompanyFactory()
-    _seed(company, users=8, days=30)
-    with django_assert_max_num_queries(8):
-        company_trends(company=company, days=90)
+def _trends_queries(company) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        company_trends(company=company, days=365)
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def test_trends_query_count_does_not_grow_with_data():
+    """Ten times the activity (same endusers, same days) costs the very same queries, none of
+    which reads the activities table: the page reads rollups, whose size does not change."""
+    small, large = CompanyFactory(), CompanyFactory()
+    _seed(small, users=4, days=20, per_action=1)
+    _seed(large, users=4, days=20, per_action=10)
+    assert (
+        CompanyActionDay.objects.filter(company=small).count()
+        == CompanyActionDay.objects.filter(company=large).count()
+    )
+    assert (
+        company_trends(company=large, days=365).total_activities
+        == 10 * company_trends(company=small, days=365).total_activities
+    )
+    small_sql, large_sql = _trends_queries(small), _trends_queries(large)
+    assert len(small_sql) == len(large_sql) <= 8
+    assert not [sql for sql in large_sql if "usage_activity" in sql]
+    # More days and endusers do not add queries either (only rows to aggregate).
+    bigger = CompanyFactory()
+    _seed(bigger, users=7, days=60)
+    assert len(_trends_queries(bigger)) == len(small_sql)
 
 
 def test_company_trends_page_renders_charts(admin_client_logged_in):
@@ -124,9 +158,48 @@ def test_company_trends_page_renders_charts(admin_client_logged_in):
     assert 'id="chart-enduser"' in enduser_page.content.decode()
 
 
+def test_company_trends_page_says_days_are_utc_and_shows_panels(admin_client_logged_in):
+    from django.utils.safestring import mark_safe
+
+    from usage import trends_views
+
+    company = CompanyFactory()
+
+    def panel(request, shown, days):
+        return mark_safe(f'<div id="extra-panel">{shown.pk}/{days}</div>')
+
+    trends_views.company_trends_panel_register(panel)
+    try:
+        html = admin_client_logged_in.get(
+            reverse("admin:company_trends", args=[company.pk]) + "?days=90"
+        ).content.decode()
+    finally:
+        trends_views._company_panels.remove(panel)
+    assert "Days are UTC days" in html
+    assert f'<div id="extra-panel">{company.pk}/90</div>' in html
+
+
 def test_enduser_trends_recent_activities():
     company = CompanyFactory()
-    enduser = _seed(company, users=1, days=2)[0]
+    enduser = EndUserFactory(company=company)
+    Activity.objects.bulk_create(
+        [_activity(enduser, a, TODAY - dt.timedelta(days=d)) for a in "AB" for d in (0, 1)]
+    )
+    rollups_recount()
     trends = enduser_trends(enduser=enduser, days=30)
     assert len(trends.recent) == 4
     assert sum(v for _, v in trends.per_day[0].points) == 4
+
+
+def test_an_activated_display_time_zone_never_moves_a_day():
+    """Days are UTC days: a metric value at 23:30 UTC stays on its UTC day under UTC+14."""
+    company = CompanyFactory()
+    metric = MetricDefinition.objects.create(key="seats", label="Seats")
+    late = (TODAY - dt.timedelta(days=1)).replace(hour=23, minute=30)
+    MetricValue.objects.create(
+        company=company, metric=metric, value=9, occurred_at=late, message_id="late"
+    )
+    with timezone.override("Pacific/Kiritimati"):
+        trends = company_trends(company=company, days=30)
+    assert dict(trends.metric_series[0].points) == {late.date().isoformat(): 9}
+    assert trends.labels[-1] == dt.datetime.now(dt.UTC).date().isoformat()
