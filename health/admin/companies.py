@@ -17,6 +17,7 @@ from django.utils.html import format_html
 
 from planhat_segment.admin import CompanyAdmin
 from planhat_segment.models import Company, EndUser
+from planhat_segment.permissions import has_permission_method
 
 from ..panels import health_panel
 from ..selectors import companies_with_health
@@ -133,7 +134,9 @@ class HealthCompanyAdmin(CompanyAdmin):
         *CompanyAdmin.list_filter,
     )
     change_form_template = "health/admin/company_change_form.html"
-    actions = ("recompute_health",)
+    # The company list keeps its own actions (CSV export) next to the recompute.
+    actions = (*CompanyAdmin.actions, "recompute_health")
+    has_recompute_permission = has_permission_method(RECOMPUTE_PERMISSION)
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
@@ -178,7 +181,9 @@ class HealthCompanyAdmin(CompanyAdmin):
             return "—"
         return f"{obj.health_mrr:,.2f} {obj.health_mrr_currency}"
 
-    @admin.action(description="Recompute health for the selected companies")
+    @admin.action(
+        description="Recompute health for the selected companies", permissions=["recompute"]
+    )
     def recompute_health(self, request, queryset) -> None:
         if not request.user.has_perm(RECOMPUTE_PERMISSION):
             self.message_user(request, "You may not start recomputes.", messages.ERROR)

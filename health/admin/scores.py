@@ -10,6 +10,8 @@ from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirec
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from planhat_segment.permissions import admin_view_permissions
+
 from ..models import HealthScore
 from ..services import health_recompute_queue
 
@@ -38,7 +40,13 @@ class RecomputeButtonMixin:
         opts = self.model._meta
         name = f"{opts.app_label}_{opts.model_name}_recompute"
         return [
-            path("recompute/", self.admin_site.admin_view(self.recompute_view), name=name),
+            path(
+                "recompute/",
+                self.admin_site.admin_view(
+                    admin_view_permissions(self.recompute_view, POST=(RECOMPUTE_PERMISSION,))
+                ),
+                name=name,
+            ),
             *super().get_urls(),
         ]
 
