@@ -153,13 +153,14 @@ def test_reprocess_from_the_event_page(logged_in_page):
 
 def test_time_zone_is_picked_in_the_admin(logged_in_page):
     page = logged_in_page
-    Company.objects.create(name="Acme", external_id="ACME")
-    page.goto("/admin/planhat_segment/company/")
+    acme = Company.objects.create(name="Acme", external_id="ACME")
+    acme.endusers.create(external_id="U-1")
+    page.goto("/admin/planhat_segment/enduser/")
     assert page.get_by_test_id("time-zone-link").inner_text() == "TIME ZONE: UTC"
     page.get_by_test_id("time-zone-link").click()
     page.fill("#id_time_zone", "Asia/Tokyo")
     page.get_by_role("button", name="Save").click()
-    page.wait_for_url("**/admin/planhat_segment/company/")
+    page.wait_for_url("**/admin/planhat_segment/enduser/")
     assert page.get_by_test_id("time-zone-link").inner_text() == "TIME ZONE: ASIA/TOKYO"
     assert "JST" in page.locator("#result_list").inner_text()
 

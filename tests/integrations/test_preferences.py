@@ -14,23 +14,25 @@ pytestmark = pytest.mark.django_db
 PICK = "admin:time_zone"
 
 
-def test_default_is_utc_and_every_time_names_its_zone(admin_client_logged_in):
+def _enduser_created_at(when: dt.datetime) -> None:
+    from planhat_segment.models import EndUser
+
     company = Company.objects.create(name="Acme", external_id="ACME")
-    Company.objects.filter(pk=company.pk).update(
-        created_at=dt.datetime(2026, 1, 15, 12, 30, 5, tzinfo=dt.UTC)
-    )
-    html = admin_client_logged_in.get(reverse("admin:planhat_segment_company_changelist"))
+    enduser = EndUser.objects.create(company=company, external_id="U-1")
+    EndUser.objects.filter(pk=enduser.pk).update(created_at=when)
+
+
+def test_default_is_utc_and_every_time_names_its_zone(admin_client_logged_in):
+    _enduser_created_at(dt.datetime(2026, 1, 15, 12, 30, 5, tzinfo=dt.UTC))
+    html = admin_client_logged_in.get(reverse("admin:planhat_segment_enduser_changelist"))
     html = html.content.decode()
     assert "2026-01-15 12:30:05 UTC" in html
     assert 'data-testid="time-zone-link"' in html and "Time zone: UTC" in html
 
 
 def test_a_picked_zone_is_stored_and_shown(admin_client_logged_in, staff_user):
-    company = Company.objects.create(name="Acme", external_id="ACME")
-    Company.objects.filter(pk=company.pk).update(
-        created_at=dt.datetime(2026, 1, 15, 12, 30, 5, tzinfo=dt.UTC)
-    )
-    changelist = reverse("admin:planhat_segment_company_changelist")
+    _enduser_created_at(dt.datetime(2026, 1, 15, 12, 30, 5, tzinfo=dt.UTC))
+    changelist = reverse("admin:planhat_segment_enduser_changelist")
     answer = admin_client_logged_in.post(
         reverse(PICK), {"time_zone": "Europe/Paris", "next": changelist}
     )
