@@ -125,8 +125,7 @@ class HealthCompanyAdmin(CompanyAdmin):
         "mrr",
         "enduser_count",
         "license_count",
-        "is_test",
-    )
+    )  # "is test" is a filter, not a column: the list fits a laptop's width
     list_filter = (
         BandFilter,
         LastActivityFilter,

@@ -8,6 +8,7 @@ import pytest
 
 from integrations.demo import demo_workspace_load
 from planhat_segment.models import Company, EndUser
+from tests.usage.rollup_factories import rollups_recount
 from tests.warehouse_sync.conftest import integration_aim_at
 from usage.models import InboxEvent
 from usage.services import inbox_drain
@@ -24,6 +25,7 @@ def workspace(sink, settings):
     settings.WAREHOUSE_PUSH_MAX_EVENTS_PER_SECOND = 0
     demo_workspace_load(days=30)
     inbox_drain()
+    rollups_recount()  # what processing writes once the rollup writer is merged (wt-proc)
     integration_aim_at(sink)
     run = sync_run_start(trigger="manual", enqueue=False)
     sync_run_execute(run_id=run.pk)
