@@ -58,8 +58,8 @@ def test_admin_flow_from_setup_to_push(logged_in_page, live_server, sink, settin
     form.locator("#id_write_key").fill(sink.write_key)
     form.locator("#id_region").select_option("custom")
     form.locator("#id_custom_base_url").fill(sink.url)
-    form.get_by_role("button", name="Save data warehouse").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        form.get_by_role("button", name="Save data warehouse").click()
     assert page.get_by_test_id("status-badge").inner_text() == "ON"
     saved = page.get_by_test_id("flash-warehouse")
     assert saved.inner_text() == "Saved."
@@ -73,8 +73,8 @@ def test_admin_flow_from_setup_to_push(logged_in_page, live_server, sink, settin
     # A metric, added with Enter.
     add = page.get_by_test_id("add-metric")
     add.locator("input[name=key]").fill("active_users")
-    add.locator("input[name=key]").press("Enter")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        add.locator("input[name=key]").press("Enter")
     assert "active_users" in page.get_by_test_id("metrics-table").inner_text()
     assert in_viewport(page.get_by_test_id("flash-metrics").get_by_text("added"))
 
@@ -128,8 +128,8 @@ def test_admin_flow_from_setup_to_push(logged_in_page, live_server, sink, settin
 
     # Push data to Segment; the run executes here, as the warehouse worker would.
     page.goto(PAGE)
-    page.get_by_test_id("push-now").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_test_id("push-now").click()
     started = page.get_by_test_id("flash-warehouse")
     assert "Push data to Segment started" in started.inner_text()
     assert in_viewport(started)
@@ -154,8 +154,8 @@ def test_admin_flow_from_setup_to_push(logged_in_page, live_server, sink, settin
 
     # Rotate: confirm the dialog, see until when the previous token works, and use both.
     page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_test_id("rotate-token").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_test_id("rotate-token").click()
     assert "previous token still works until" in page.get_by_test_id("grace-notice").inner_text()
     assert in_viewport(page.get_by_test_id("flash-token").get_by_text("New tenant token issued"))
     new_token = page.get_by_test_id("tenant-token").input_value()

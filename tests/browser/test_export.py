@@ -23,8 +23,8 @@ def test_export_downloads_the_filtered_rows(logged_in_page):
 
     page.goto("/admin/planhat_segment/enduser/")
     page.fill("#searchbar", "acme.example")
-    page.locator("#searchbar").press("Enter")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.locator("#searchbar").press("Enter")
     with page.expect_download() as download_info:
         page.get_by_test_id("export-csv").click()
     download = download_info.value

@@ -32,14 +32,14 @@ def test_send_test_event_and_a_refused_push_answer_beside_their_buttons(logged_i
     page = logged_in_page
     integration_ensure()
     page.goto(PAGE)
-    page.get_by_test_id("send-test-event").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_test_id("send-test-event").click()
     result = page.get_by_test_id("flash-tracking")
     assert "Test identify" in result.inner_text() and "Test track" in result.inner_text()
     assert in_viewport(result.locator(".seg-msg").first)
 
-    page.get_by_test_id("push-now").click()  # section 3 is off: refused, in words
-    page.wait_for_load_state()
+    with page.expect_navigation():  # section 3 is off: refused, in words
+        page.get_by_test_id("push-now").click()
     refused = page.get_by_test_id("flash-warehouse").locator(".seg-msg.error")
     assert refused.inner_text().startswith(
         "Push not started: The Segment data warehouse section is off"
@@ -56,8 +56,8 @@ def test_form_error_is_in_view_with_its_field_and_the_typed_key_is_kept(logged_i
     form.locator("#id_write_key").fill("wk_typed_123456")
     form.locator("#id_region").select_option("custom")
     form.locator("#id_custom_base_url").fill("ftp://proxy.example.com")
-    form.get_by_role("button", name="Save data warehouse").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        form.get_by_role("button", name="Save data warehouse").click()
     error = page.locator("[data-field-row=custom_base_url] .errorlist")
     assert "must start with https://" in error.inner_text()
     assert in_viewport(error)  # scrolled to the first error, 1,000+ px down the page
@@ -87,8 +87,8 @@ def test_unsaved_setting_is_not_lost_silently_when_adding_a_metric(logged_in_pag
     assert "unsaved changes in “1 · Segment user tracking”" in dialogs[0]
     assert not MetricDefinition.objects.exists()  # nothing was sent
     assert not page.locator("#id_create_endusers").is_checked()  # the edit is still there
-    page.get_by_role("button", name="Save user tracking").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save user tracking").click()
     assert integration_ensure().create_endusers is False
 
 
@@ -105,8 +105,8 @@ def test_removing_a_metric_archives_it_and_deleting_its_values_names_the_count(l
         dialog.accept()
 
     page.once("dialog", accept)
-    page.locator("tr[data-metric=seats]").get_by_test_id("remove-metric").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.locator("tr[data-metric=seats]").get_by_test_id("remove-metric").click()
     assert "Its 3 stored values are kept" in messages[-1]
     metric.refresh_from_db()
     assert metric.archived_at is not None and MetricValue.objects.count() == 3
@@ -121,8 +121,8 @@ def test_removing_a_metric_archives_it_and_deleting_its_values_names_the_count(l
     assert MetricValue.objects.count() == 3  # dismissed: nothing went
 
     page.once("dialog", accept)
-    archived.get_by_test_id("purge-metric").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        archived.get_by_test_id("purge-metric").click()
     assert not MetricDefinition.objects.exists() and not MetricValue.objects.exists()
     done = page.get_by_test_id("flash-metrics")
     assert "its 3 stored values deleted" in done.inner_text()
@@ -144,8 +144,8 @@ def test_reprocess_from_the_event_page(logged_in_page):
     page.goto(f"/admin/usage/inboxevent/{event.pk}/change/")
     assert "No company with external id NOPE." in page.locator("#content").inner_text()
     page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_test_id("reprocess-event").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_test_id("reprocess-event").click()
     assert "queued for processing again" in page.locator(".messagelist").inner_text()
     event.refresh_from_db()
     assert event.status == "pending"
@@ -187,6 +187,7 @@ def test_unassigned_user_is_one_row_assigned_with_a_searchable_picker(logged_in_
     inbox_drain()
     page.goto("/admin/")
     page.get_by_role("link", name="Unassigned users").first.click()
+    page.wait_for_url("**/unassigned/")
     rows = page.get_by_test_id("unassigned-table").locator("tbody tr")
     assert rows.count() == 1  # the calls with and without an email are one user
     assert "ana@nowhere.example" in rows.first.inner_text()
@@ -197,8 +198,8 @@ def test_unassigned_user_is_one_row_assigned_with_a_searchable_picker(logged_in_
     options.first.wait_for()
     assert options.all_inner_texts() == ["Acme Test Lab"]  # never the test company
     options.first.click()
-    rows.first.locator("input[type=submit]").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        rows.first.locator("input[type=submit]").click()
     assert "assigned to Acme Test Lab" in page.locator(".messagelist").inner_text()
     assert InboxEvent.objects.filter(status="pending").count() == 2
     assert acme.endusers.get().external_id == "u-9"

@@ -31,8 +31,8 @@ def test_push_progress_updates_while_it_runs(logged_in_page, sink, settings):
 
     page = logged_in_page
     page.goto("/admin/integrations/segment/")
-    page.get_by_test_id("push-now").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_test_id("push-now").click()
     assert page.get_by_test_id("push-now").is_disabled()
     assert page.get_by_test_id("push-full").is_disabled()
     run = SyncRun.objects.get()
