@@ -160,11 +160,19 @@ def run_in_thread(target, *args, **kwargs):
     return thread
 
 
-def screenshot(page, name: str, *, full_page: bool = False) -> None:
-    if SCREENSHOTS_DIR:
-        Path(SCREENSHOTS_DIR).mkdir(parents=True, exist_ok=True)
-        path = str(Path(SCREENSHOTS_DIR) / f"{name}.png")
-        if full_page:  # a phone: the whole page as a person scrolls through it
-            page.screenshot(path=path, full_page=True)
-        else:  # the content only (no sidebar): smaller files that still show the whole page
-            page.locator("#content").screenshot(path=path)
+def screenshot(page, name: str, *, full_page: bool = False, max_height: int = 0) -> None:
+    """Save a PNG into SCREENSHOTS_DIR: the content only (no sidebar: smaller files that
+    still show the page), or the whole page as on a phone; ``max_height`` keeps the top."""
+    if not SCREENSHOTS_DIR:
+        return
+    Path(SCREENSHOTS_DIR).mkdir(parents=True, exist_ok=True)
+    path = str(Path(SCREENSHOTS_DIR) / f"{name}.png")
+    if full_page:
+        box = {"x": 0, "y": 0, "width": page.viewport_size["width"]}
+        height = page.evaluate("document.documentElement.scrollHeight")
+    else:
+        found = page.locator("#content").bounding_box()
+        box = {"x": found["x"], "y": found["y"], "width": found["width"]}
+        height = found["height"]
+    box["height"] = min(height, max_height) if max_height else height
+    page.screenshot(path=path, full_page=True, clip=box)

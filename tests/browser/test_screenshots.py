@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import pytest
 
+from health.services import health_scores_recompute
 from integrations.demo import demo_workspace_load
 from planhat_segment.models import Company
 from tests.usage.rollup_factories import rollups_recount
 from tests.warehouse_sync.conftest import integration_aim_at
+from usage.models import InboxEvent
+from usage.rejections import rejected_calls_count
 from usage.services import inbox_drain
 
 from .conftest import PHONE, screenshot, sign_in
@@ -30,6 +33,7 @@ def test_screenshots_of_demo_workspace(logged_in_page, browser_context, sink, se
     integration_aim_at(sink)
     run = sync_run_start(trigger="manual", enqueue=False)
     sync_run_execute(run_id=run.pk)
+    health_scores_recompute()  # the daily scores, so the health panel has one to show
 
     page.goto("/admin/integrations/segment/")
     assert page.get_by_test_id("status-badge").inner_text() == "ON"
@@ -38,9 +42,19 @@ def test_screenshots_of_demo_workspace(logged_in_page, browser_context, sink, se
     assert rows.count() == 5
     screenshot(page, "integration-page")
 
+    # Two calls that did not become usage: one stored and dropped, one refused at the door.
+    InboxEvent.objects.create(
+        message_id="shot-nope",
+        request_id="00000000-0000-0000-0000-000000000042",
+        type="group",
+        payload={"type": "group", "userId": "u-7", "groupId": "NOPE", "traits": {"seats": 3}},
+    )
+    inbox_drain()
+    rejected_calls_count(details=["A track call needs an event name (event)."] * 2)
     page.goto("/admin/usage/inboxevent/")
-    assert page.locator("#result_list tbody tr").count() > 0
-    screenshot(page, "event-log")
+    assert "Track without event 2" in page.get_by_test_id("rejected-counts").inner_text()
+    assert "No company with external id NOPE." in page.locator("#result_list").inner_text()
+    screenshot(page, "event-log", max_height=900)
 
     acme = Company.objects.get(external_id="ACME-001")
     page.goto(f"/admin/planhat_segment/company/{acme.pk}/trends/?days=90")
@@ -59,4 +73,4 @@ def test_screenshots_of_demo_workspace(logged_in_page, browser_context, sink, se
     sign_in(phone)
     phone.goto("/admin/integrations/segment/")
     assert phone.evaluate("document.documentElement.scrollWidth <= innerWidth")
-    screenshot(phone, "integration-page-phone", full_page=True)
+    screenshot(phone, "integration-page-phone", full_page=True, max_height=1700)

@@ -73,7 +73,7 @@ window.segCharts = {
         animation: false, responsive: true, maintainAspectRatio: false,
         scales: {
           x: { stacked: !!opts.stacked, ticks: { maxTicksLimit: 12, autoSkip: true } },
-          y: { stacked: !!opts.stacked, beginAtZero: !!opts.zero, grace: opts.zero ? 0 : "5%", ticks: opts.zero ? { precision: 0 } : {} }
+          y: { stacked: !!opts.stacked, beginAtZero: !!opts.zero, ticks: opts.zero ? { precision: 0 } : {} }
         },
         plugins: {
           legend: { display: opts.legend !== false, position: "bottom" },
