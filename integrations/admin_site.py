@@ -20,6 +20,8 @@ MODEL_ORDER = {
     "planhat_segment": ("Company", "EndUser", "License", "Asset", "Project"),
     "usage": ("Activity", "MetricValue", "InboxEvent", "UnassignedUsers"),
     "integrations": ("SegmentIntegrationPage", "MetricDefinition"),
+    # Open alerts first (wt-alerts puts them in the health app), then scores and settings.
+    "health": ("Alert", "HealthScore", "HealthProfile", "AlertRule", "Webhook", "Delivery"),
     "warehouse_sync": ("SyncRun", "FailedObject", "SyncBatch"),
 }
 # Models that are plumbing rather than daily work: moved under "Infrastructure".
