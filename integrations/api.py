@@ -7,9 +7,11 @@ changing them, and seeing the token, ``change_integrationsettings``; rotating it
 
 from __future__ import annotations
 
+import django_filters
 from django.db import transaction
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import status, viewsets
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,6 +25,7 @@ from .audit import (
     browser_key_rotation_record,
     integration_change_record,
     integration_snapshot,
+    metric_definition_archive_record,
     metric_definition_record,
     token_rotation_record,
 )
@@ -34,12 +37,13 @@ from .serializers import (
     TokenRotationSerializer,
 )
 from .services import (
-    MetricInUse,
     browser_key_rotate,
     integration_ensure,
     integration_update,
+    metric_definition_archive,
     metric_definition_create,
-    metric_definition_delete,
+    metric_definition_purge,
+    metric_definition_restore,
     metric_definition_update,
     tenant_token_rotate,
 )
@@ -134,23 +138,47 @@ class BrowserKeyRotateApi(APIView):
         )
 
 
+class MetricDefinitionFilter(django_filters.FilterSet):
+    archived = django_filters.BooleanFilter(
+        field_name="archived_at",
+        lookup_expr="isnull",
+        exclude=True,
+        help_text="true: only removed (archived) metrics; false: only those in use.",
+    )
+
+    class Meta:
+        model = MetricDefinition
+        fields = ("key", "archived")
+
+
+class MetricPurgeSerializer(serializers.Serializer):
+    confirm_values = serializers.IntegerField(
+        min_value=0, help_text="How many stored values you expect to delete (the current count)."
+    )
+
+
 @extend_schema_view(
-    list=extend_schema(summary="List metric definitions"),
+    list=extend_schema(summary="List metric definitions (in use and archived)"),
     retrieve=extend_schema(summary="Get a metric definition"),
     create=extend_schema(summary="Define a metric (a numeric group trait)"),
     update=extend_schema(summary="Replace a metric definition"),
     partial_update=extend_schema(summary="Change a metric definition"),
     destroy=extend_schema(
-        summary="Delete a metric definition and its values",
-        description="Refused with 409 while a health factor or alert rule uses the metric.",
+        summary="Remove a metric definition (archive it; its values are kept)",
+        description="New values stop being recorded; the stored values stay, and "
+        "`POST …/restore/` undoes it. Deleting the values is `POST …/purge/`.",
     ),
 )
 class MetricDefinitionViewSet(viewsets.ModelViewSet):
     permission_model = MetricDefinition
+    required_permissions = {
+        "restore": ("change",),
+        "purge": ("delete",),
+    }
     serializer_class = MetricDefinitionSerializer
     pagination_class = ApiPagination
     queryset = MetricDefinition.objects.order_by("key")
-    filterset_fields = ("key",)
+    filterset_class = MetricDefinitionFilter
     ordering_fields = ("key", "created_at")
 
     def create(self, request: Request, *args, **kwargs) -> Response:
@@ -177,10 +205,44 @@ class MetricDefinitionViewSet(viewsets.ModelViewSet):
 
     def destroy(self, request: Request, *args, **kwargs) -> Response:
         metric = self.get_object()
-        try:
-            with transaction.atomic():
-                metric_definition_delete(metric_id=metric.pk)
-                metric_definition_record(user=request.user, metric=metric, flag=DELETION, via=VIA)
-        except MetricInUse as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        with transaction.atomic():
+            metric_definition_archive(metric_id=metric.pk)
+            metric_definition_archive_record(
+                user=request.user, metric=metric, archived=True, via=VIA
+            )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Restore a removed (archived) metric definition",
+        request=None,
+        responses=MetricDefinitionSerializer,
+    )
+    @action(detail=True, methods=["post"])
+    def restore(self, request: Request, pk=None) -> Response:
+        metric = self.get_object()
+        with transaction.atomic():
+            metric = metric_definition_restore(metric_id=metric.pk)
+            metric_definition_archive_record(
+                user=request.user, metric=metric, archived=False, via=VIA
+            )
+        return Response(self.get_serializer(metric).data)
+
+    @extend_schema(
+        summary="Delete a removed metric definition and its stored values",
+        description="Only an archived metric (remove it first), and only when "
+        "`confirm_values` is its current number of stored values: a 400 says the number "
+        "otherwise, and nothing is deleted.",
+        request=MetricPurgeSerializer,
+        responses={200: {"type": "object", "properties": {"deleted_values": {"type": "integer"}}}},
+    )
+    @action(detail=True, methods=["post"])
+    def purge(self, request: Request, pk=None) -> Response:
+        metric = self.get_object()
+        serializer = MetricPurgeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with model_errors_as_400(), transaction.atomic():
+            deleted = metric_definition_purge(
+                metric_id=metric.pk, confirm_values=serializer.validated_data["confirm_values"]
+            )
+            metric_definition_record(user=request.user, metric=metric, flag=DELETION, via=VIA)
+        return Response({"deleted_values": deleted})

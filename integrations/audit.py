@@ -95,6 +95,19 @@ def metric_definition_record(
     return audit_record(user=user, obj=metric, message=message, flag=flag)
 
 
+def metric_definition_archive_record(
+    *, user, metric: MetricDefinition, archived: bool, via: str
+) -> LogEntry:
+    """A metric definition removed (archived, its values kept) or restored."""
+    what = "removed (archived; its values kept)" if archived else "restored"
+    return audit_record(
+        user=user,
+        obj=metric,
+        message=f"Metric definition '{metric.key}' {what} ({via}).",
+        flag=CHANGE,
+    )
+
+
 __all__ = [
     "ADDITION",
     "CHANGE",
@@ -102,6 +115,7 @@ __all__ = [
     "browser_key_rotation_record",
     "integration_change_record",
     "integration_snapshot",
+    "metric_definition_archive_record",
     "metric_definition_record",
     "token_rotation_record",
 ]

@@ -10,9 +10,11 @@ from .models import IntegrationSettings, MetricDefinition, validate_metric_key
 
 
 class UserTrackingForm(forms.ModelForm):
+    # render_value: a secret typed into a form that failed for another field is kept (it is
+    # only ever echoed back to the person who typed it; a fresh form has none to show).
     shared_secret = forms.CharField(
         required=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        widget=forms.PasswordInput(render_value=True, attrs={"autocomplete": "new-password"}),
         help_text="Leave blank to keep the current secret.",
     )
     clear_shared_secret = forms.BooleanField(required=False, label="Remove the shared secret")
@@ -56,9 +58,10 @@ class MetricDefinitionForm(forms.ModelForm):
 class WarehouseForm(forms.ModelForm):
     write_key = forms.CharField(
         required=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        widget=forms.PasswordInput(render_value=True, attrs={"autocomplete": "new-password"}),
         help_text="Leave blank to keep the current write key.",
     )
+    # Not required here: the model's clean() says in words that one is needed.
     synced_models = forms.MultipleChoiceField(
         choices=[(name, name.capitalize()) for name in SYNCABLE_MODELS],
         widget=forms.CheckboxSelectMultiple,

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import re
+from functools import cache
+from urllib.parse import urlsplit
+from zoneinfo import available_timezones
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
 METRIC_KEY_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+# Events of unknown users wait at most this long (30 days): past that, a typo (100000 h is
+# 11 years) would keep rows waiting forever.
+MAX_UNASSIGNED_WAIT_HOURS = 720
 
 
 def validate_metric_key(value: str) -> None:
@@ -49,7 +57,15 @@ class IntegrationSettings(models.Model):
     unassigned_wait_hours = models.PositiveIntegerField(
         "Hold events of unknown users for (hours)",
         default=24,
-        help_text="Events of a user with no known company wait this long to be matched.",
+        validators=[
+            MinValueValidator(1, "Hold events for at least 1 hour."),
+            MaxValueValidator(
+                MAX_UNASSIGNED_WAIT_HOURS,
+                f"Hold events for at most {MAX_UNASSIGNED_WAIT_HOURS} hours (30 days).",
+            ),
+        ],
+        help_text="Events of a user with no known company wait this long to be matched "
+        f"(1 to {MAX_UNASSIGNED_WAIT_HOURS} hours).",
     )
     # Section 2: company metrics (group).
     company_metrics_enabled = models.BooleanField("Company metrics", default=True)
@@ -58,7 +74,9 @@ class IntegrationSettings(models.Model):
     write_key = models.CharField(max_length=255, blank=True, default="")
     region = models.CharField(max_length=16, choices=Region.choices, default=Region.US)
     custom_base_url = models.URLField(blank=True, default="")
-    synced_models = models.JSONField(default=default_synced_models)
+    # blank=True: clean() says in words that at least one model is needed (Django's own
+    # "This field cannot be blank." named no field a person could find).
+    synced_models = models.JSONField(default=default_synced_models, blank=True)
 
     # Authentication of what Segment sends.
     tenant_token = models.CharField(max_length=128, unique=True)
@@ -123,10 +141,23 @@ class IntegrationSettings(models.Model):
             errors["custom_base_url"] = (
                 "A custom region needs a base URL (e.g. https://proxy.example.com)."
             )
+        elif self.custom_base_url and urlsplit(self.custom_base_url).scheme not in (
+            "http",
+            "https",
+        ):
+            # URLField accepts ftp:// too; the push would then fail with InvalidSchema.
+            errors["custom_base_url"] = (
+                "The custom base URL must start with https:// (or http://), e.g. "
+                "https://proxy.example.com."
+            )
         unknown = [m for m in (self.synced_models or []) if m not in SYNCABLE_MODELS]
         if not isinstance(self.synced_models, list) or unknown:
             errors["synced_models"] = (
                 f"Unknown model(s) {unknown}; choose from {sorted(SYNCABLE_MODELS)}."
+            )
+        elif not self.synced_models:
+            errors["synced_models"] = (
+                "Tick at least one model to push to Segment (e.g. Company and Enduser)."
             )
         if self.warehouse_enabled and not self.write_key:
             errors["write_key"] = (
@@ -169,6 +200,9 @@ class MetricDefinition(models.Model):
         "creates its metric on the first value.",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # "Remove" archives: hidden from the integration page and ignored by processing for new
+    # values, its recorded values kept (restorable). Deleting the values is a separate step.
+    archived_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["key"]
@@ -176,8 +210,54 @@ class MetricDefinition(models.Model):
     def __str__(self) -> str:
         return self.label or self.key
 
+    def validate_unique(self, exclude=None) -> None:
+        try:
+            super().validate_unique(exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict({})
+            if "key" in errors:
+                other = MetricDefinition.objects.filter(key=self.key).exclude(pk=self.pk).first()
+                archived = other is not None and other.archived_at is not None
+                errors["key"] = [
+                    f"A metric with the key '{self.key}' already exists"
+                    + (" (archived): restore it instead." if archived else ".")
+                ]
+            raise ValidationError(errors) from None
+
     def save(self, *args, **kwargs) -> None:
         self.key = self.key.strip()
         if not self.label:
             self.label = self.key.replace("_", " ").capitalize()
         super().save(*args, **kwargs)
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in available_time_zones():
+        raise ValidationError(
+            f"'{value}' is not a time zone name; pick one from the list (e.g. Europe/Paris)."
+        )
+
+
+@cache
+def available_time_zones() -> list[str]:
+    """IANA zone names, sorted, UTC first."""
+    return [
+        "UTC",
+        *sorted(
+            z for z in available_timezones() if z != "UTC" and "/" in z and not z.startswith("Etc/")
+        ),
+    ]
+
+
+class UserPreference(models.Model):
+    """A person's display preferences in the admin. Display only: charts, rollups, scores and
+    alerts keep UTC days whatever zone a person reads them in."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
+    )
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.time_zone}"

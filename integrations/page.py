@@ -7,16 +7,15 @@ This module is the one place that composes the two flows: it reads ``usage`` and
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 
 from planhat_segment.audit import audit_record
-from planhat_segment.permissions import admin_view_permissions
 
 from .audit import (
     ADDITION,
@@ -24,26 +23,20 @@ from .audit import (
     browser_key_rotation_record,
     integration_change_record,
     integration_snapshot,
+    metric_definition_archive_record,
     metric_definition_record,
     token_rotation_record,
 )
 from .forms import CompanyMetricsForm, MetricDefinitionForm, UserTrackingForm, WarehouseForm
 from .models import IntegrationSettings, MetricDefinition
-from .selectors import (
-    connection_instructions,
-    masked,
-    planhat_urls,
-    previous_browser_key_valid_until,
-    previous_token_valid_until,
-)
 from .services import (
-    MetricInUse,
     browser_key_rotate,
     integration_ensure,
     integration_update,
+    metric_definition_archive,
     metric_definition_create,
-    metric_definition_delete,
-    rotation_grace,
+    metric_definition_purge,
+    metric_definition_restore,
     tenant_token_rotate,
 )
 
@@ -60,9 +53,27 @@ ACTION_PERMISSIONS = {
     # The browser key is seen and rotated by whoever may do so with the tenant token.
     "rotate_browser_key": ("integrations.rotate_tenant_token",),
     "add_metric": ("integrations.add_metricdefinition",),
-    "delete_metric": ("integrations.delete_metricdefinition",),
+    # "Remove" archives (history kept, restorable); deleting the values is its own action.
+    "archive_metric": ("integrations.change_metricdefinition",),
+    "restore_metric": ("integrations.change_metricdefinition",),
+    "purge_metric": ("integrations.delete_metricdefinition",),
     "push": ("warehouse_sync.push_to_segment",),
     "send_test_event": (MANAGE,),
+}
+
+# Where on the page each action's result is shown: the spot beside the button that was
+# pressed (``?at=<spot>#<spot>-result`` after the redirect), not the top of a long page.
+ACTION_SPOTS = {
+    "save_tracking": "tracking",
+    "send_test_event": "tracking",
+    "rotate_token": "token",
+    "save_metrics": "metrics",
+    "add_metric": "metrics",
+    "archive_metric": "metrics",
+    "restore_metric": "metrics",
+    "purge_metric": "metrics",
+    "save_warehouse": "warehouse",
+    "push": "warehouse",
 }
 
 SECTION_FORMS = {
@@ -76,9 +87,16 @@ def page_url() -> str:
     return reverse("admin:segment_integration")
 
 
+def spot_url(spot: str) -> str:
+    return f"{page_url()}?at={spot}#{spot}-result"
+
+
 def integration_page(request: HttpRequest) -> HttpResponse:
+    from .page_context import page_context
+
     integration = integration_ensure()
     bound: dict = {}
+    spot = request.GET.get("at", "")
     if request.method == "POST":
         action = request.POST.get("action", "")
         handler = _ACTIONS.get(action)
@@ -88,6 +106,9 @@ def integration_page(request: HttpRequest) -> HttpResponse:
         if not request.user.has_perms(ACTION_PERMISSIONS[action]):
             raise PermissionDenied
         result = handler(request, integration)
+        spot = ACTION_SPOTS[action]
+        if isinstance(result, HttpResponseRedirect):
+            return HttpResponseRedirect(spot_url(spot))
         if isinstance(result, HttpResponse):
             return result
         bound = result  # forms with errors, re-rendered below
@@ -95,7 +116,7 @@ def integration_page(request: HttpRequest) -> HttpResponse:
     return TemplateResponse(
         request,
         "integrations/segment_page.html",
-        _context(request, integration, bound),
+        page_context(request, integration, bound, spot=spot),
         status=400 if bound else 200,
     )
 
@@ -129,7 +150,7 @@ def _rotate_token(request: HttpRequest, integration: IntegrationSettings):
     messages.success(
         request,
         "New tenant token issued. Update Segment now: the previous token keeps working until "
-        f"{row.previous_token_valid_until:%Y-%m-%d %H:%M} UTC.",
+        f"{timezone.localtime(row.previous_token_valid_until):%Y-%m-%d %H:%M %Z}.",
     )
     return HttpResponseRedirect(page_url() + "#tracking")
 
@@ -162,23 +183,71 @@ def _add_metric(request: HttpRequest, integration: IntegrationSettings):
     return HttpResponseRedirect(page_url() + "#metrics")
 
 
-def _delete_metric(request: HttpRequest, integration: IntegrationSettings):
+def _metric_id(request: HttpRequest) -> int | None:
     try:
-        metric_id = int(request.POST.get("metric_id", ""))
+        return int(request.POST.get("metric_id", ""))
     except ValueError:
-        messages.error(request, "No metric was chosen to remove.")
-        return HttpResponseRedirect(page_url() + "#metrics")
+        messages.error(request, "No metric was chosen.")
+        return None
+
+
+def _archive_metric(request: HttpRequest, integration: IntegrationSettings):
+    metric_id = _metric_id(request)
+    if metric_id is None:
+        return HttpResponseRedirect(page_url())
+    with transaction.atomic():
+        metric = metric_definition_archive(metric_id=metric_id)
+        if metric is not None:
+            metric_definition_archive_record(
+                user=request.user, metric=metric, archived=True, via=VIA
+            )
+    if metric is None:
+        messages.error(request, "This metric no longer exists.")
+    else:
+        messages.success(
+            request,
+            f"Metric '{metric.key}' removed: new values are no longer recorded, and its stored "
+            "values are kept. Restore it from “Archived metrics” below.",
+        )
+    return HttpResponseRedirect(page_url())
+
+
+def _restore_metric(request: HttpRequest, integration: IntegrationSettings):
+    metric_id = _metric_id(request)
+    if metric_id is None:
+        return HttpResponseRedirect(page_url())
+    with transaction.atomic():
+        metric = metric_definition_restore(metric_id=metric_id)
+        if metric is not None:
+            metric_definition_archive_record(
+                user=request.user, metric=metric, archived=False, via=VIA
+            )
+    if metric is None:
+        messages.error(request, "This metric no longer exists.")
+    else:
+        messages.success(request, f"Metric '{metric.key}' restored: new values are recorded.")
+    return HttpResponseRedirect(page_url())
+
+
+def _purge_metric(request: HttpRequest, integration: IntegrationSettings):
+    metric_id = _metric_id(request)
+    if metric_id is None:
+        return HttpResponseRedirect(page_url())
+    try:
+        confirm_values = int(request.POST.get("confirm_values", ""))
+    except ValueError:
+        messages.error(request, "Nothing was deleted: the number of values was not confirmed.")
+        return HttpResponseRedirect(page_url())
     metric = MetricDefinition.objects.filter(pk=metric_id).first()
     try:
         with transaction.atomic():
-            metric_definition_delete(metric_id=metric_id)
-            if metric is not None:
-                metric_definition_record(user=request.user, metric=metric, flag=DELETION, via=VIA)
-    except MetricInUse as exc:
-        messages.error(request, f"Metric not removed: {exc}")
-        return HttpResponseRedirect(page_url() + "#metrics")
-    messages.success(request, "Metric removed.")
-    return HttpResponseRedirect(page_url() + "#metrics")
+            deleted = metric_definition_purge(metric_id=metric_id, confirm_values=confirm_values)
+            metric_definition_record(user=request.user, metric=metric, flag=DELETION, via=VIA)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return HttpResponseRedirect(page_url())
+    messages.success(request, f"Metric '{metric.key}' and its {deleted} stored values deleted.")
+    return HttpResponseRedirect(page_url())
 
 
 def _push(request: HttpRequest, integration: IntegrationSettings):
@@ -215,122 +284,9 @@ _ACTIONS = {
     "rotate_token": _rotate_token,
     "rotate_browser_key": _rotate_browser_key,
     "add_metric": _add_metric,
-    "delete_metric": _delete_metric,
+    "archive_metric": _archive_metric,
+    "restore_metric": _restore_metric,
+    "purge_metric": _purge_metric,
     "push": _push,
     "send_test_event": _send_test_event,
 }
-
-
-def _context(request: HttpRequest, integration: IntegrationSettings, bound: dict) -> dict:
-    from django.contrib import admin
-
-    from usage.selectors import inbox_counts_last_24h, metric_value_stats
-    from warehouse_sync.selectors import last_sync_summary
-
-    metrics = list(MetricDefinition.objects.all())
-    stats = metric_value_stats()
-    for metric in metrics:
-        metric.stats = stats.get(metric.pk, {"count": 0, "last_value": None, "last_at": None})
-    # The tenant token and the write key are shown only to those who may manage the
-    # integration; the others see the settings read-only and the token masked.
-    can_manage = request.user.has_perm(MANAGE)
-    forms = {
-        "tracking_form": bound.get("save_tracking") or UserTrackingForm(instance=integration),
-        "metrics_form": bound.get("save_metrics") or CompanyMetricsForm(instance=integration),
-        "warehouse_form": bound.get("save_warehouse") or WarehouseForm(instance=integration),
-    }
-    if not can_manage:
-        for form in forms.values():
-            _read_only(form)
-    return {
-        **admin.site.each_context(request),
-        "title": "Segment integration",
-        "integration": integration,
-        "can_manage": can_manage,
-        "may": {
-            action: request.user.has_perms(perms) for action, perms in ACTION_PERMISSIONS.items()
-        },
-        "tenant_token_shown": integration.tenant_token
-        if can_manage
-        else masked(integration.tenant_token),
-        "destination_url": f"{settings.PUBLIC_BASE_URL}/dock/segment",
-        # The tenant token's rules apply to the browser key and to URLs holding the token.
-        "browser_key_shown": integration.browser_key
-        if can_manage
-        else masked(integration.browser_key),
-        "previous_browser_key_valid_until": previous_browser_key_valid_until(
-            integration=integration
-        ),
-        "planhat_urls": planhat_urls(
-            token=integration.tenant_token if can_manage else "<tenant token>"
-        ),
-        "settings_url": f"{settings.PUBLIC_BASE_URL}/v1/projects/"
-        + (integration.browser_key if can_manage else "<browser key>")
-        + "/settings",
-        "instructions": connection_instructions(integration=integration) if can_manage else None,
-        "previous_token_valid_until": previous_token_valid_until(integration=integration),
-        "grace_hours": int(rotation_grace().total_seconds() // 3600),
-        "shared_secret_masked": masked(integration.shared_secret) if can_manage else "",
-        "write_key_masked": masked(integration.write_key) if can_manage else "",
-        "public_base_url": settings.PUBLIC_BASE_URL,
-        **forms,
-        "metric_form": bound.get("add_metric") or MetricDefinitionForm(),
-        "metrics": metrics,
-        "counts": inbox_counts_last_24h(),
-        "last_sync": last_sync_summary(),
-    }
-
-
-def _read_only(form) -> None:
-    """A settings form for someone who may not change it: disabled, without the secrets."""
-    for name in ("shared_secret", "clear_shared_secret", "write_key"):
-        form.fields.pop(name, None)
-    for field in form.fields.values():
-        field.disabled = True
-
-
-def extra_urls(site) -> list:
-    """Trends & Analytics pages, on the admin site next to the integration page."""
-    from django.urls import path
-
-    from usage.trends_views import company_trends_view, enduser_trends_view, object_metrics_view
-
-    company_needs = (
-        "planhat_segment.view_company",
-        "usage.view_activity",
-        "usage.view_metricvalue",
-    )
-    enduser_needs = (
-        "planhat_segment.view_enduser",
-        "usage.view_activity",
-        "usage.view_metricvalue",
-    )
-    metrics_pages = [
-        path(
-            f"planhat_segment/{model}/<int:object_id>/metrics/",
-            site.admin_view(
-                admin_view_permissions(
-                    object_metrics_view,
-                    GET=(f"planhat_segment.view_{model}", "usage.view_metricvalue"),
-                )
-            ),
-            {"model": model},
-            # Named like the model admin's own pages, so tools that walk the admin (the
-            # production test) treat it as one of the model's pages.
-            name=f"planhat_segment_{model}_metrics",
-        )
-        for model in ("asset", "project")
-    ]
-    return [
-        *metrics_pages,
-        path(
-            "planhat_segment/company/<int:company_id>/trends/",
-            site.admin_view(admin_view_permissions(company_trends_view, GET=company_needs)),
-            name="company_trends",
-        ),
-        path(
-            "planhat_segment/enduser/<int:enduser_id>/trends/",
-            site.admin_view(admin_view_permissions(enduser_trends_view, GET=enduser_needs)),
-            name="enduser_trends",
-        ),
-    ]

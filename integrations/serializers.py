@@ -120,9 +120,9 @@ class BrowserKeyRotationSerializer(serializers.Serializer):
 class MetricDefinitionSerializer(serializers.ModelSerializer):
     class Meta:
         model = MetricDefinition
-        fields = ("id", "key", "label", "description", "source", "created_at")
+        fields = ("id", "key", "label", "description", "source", "created_at", "archived_at")
         # Metrics made here (or on the page) are Segment's; dimension data makes its own.
-        read_only_fields = ("id", "source", "created_at")
+        read_only_fields = ("id", "source", "created_at", "archived_at")
         # The key's format and uniqueness are checked by the model's full_clean in the
         # services, so the API and the admin give the same messages.
         extra_kwargs = {"key": {"validators": []}}

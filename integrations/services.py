@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
@@ -188,7 +189,8 @@ class MetricInUse(Exception):
 
 
 def metric_definition_delete(*, metric_id: int) -> None:
-    """Remove a metric definition and its recorded values.
+    """Delete a metric definition and, by cascade, its recorded values (no confirmation:
+    callers that act for a person use ``metric_definition_purge``).
 
     Refused with :class:`MetricInUse` (nothing deleted) while another object refers to the
     metric through an ``on_delete=PROTECT`` key: a health factor or alert rule must not lose
@@ -203,6 +205,59 @@ def metric_definition_delete(*, metric_id: int) -> None:
         raise MetricInUse(
             f"This metric is in use by {shown}: change or remove those first."
         ) from exc
+
+
+@transaction.atomic
+def metric_definition_archive(
+    *, metric_id: int, now: datetime | None = None
+) -> MetricDefinition | None:
+    """ "Remove" a metric: hidden from the integration page and ignored by processing for new
+    values; its recorded values are kept and it can be restored. Idempotent; None when there
+    is no such metric."""
+    metric = MetricDefinition.objects.select_for_update().filter(pk=metric_id).first()
+    if metric is not None and metric.archived_at is None:
+        metric.archived_at = now or timezone.now()
+        metric.save(update_fields=["archived_at"])
+    return metric
+
+
+@transaction.atomic
+def metric_definition_restore(*, metric_id: int) -> MetricDefinition | None:
+    """Undo an archive: group calls record the metric's new values again. Idempotent."""
+    metric = MetricDefinition.objects.select_for_update().filter(pk=metric_id).first()
+    if metric is not None and metric.archived_at is not None:
+        metric.archived_at = None
+        metric.save(update_fields=["archived_at"])
+    return metric
+
+
+@transaction.atomic
+def metric_definition_purge(*, metric_id: int, confirm_values: int) -> int:
+    """Delete an archived metric and its recorded values, once the person confirmed how many
+    values go (``confirm_values``, the count they were shown). Returns the values deleted.
+
+    Raises ValidationError (nothing deleted) when the metric is not archived ("Remove" it
+    first: two steps, so one click never loses history) or the count is not the current one.
+    """
+    metric = MetricDefinition.objects.select_for_update().filter(pk=metric_id).first()
+    if metric is None:
+        raise ValidationError("This metric no longer exists.")
+    if metric.archived_at is None:
+        raise ValidationError(
+            f"Metric '{metric.key}' is in use: remove (archive) it before deleting its values."
+        )
+    # usage's MetricValue, through its reverse relation (integrations never imports usage).
+    count = metric.values.count()
+    if count != confirm_values:
+        raise ValidationError(
+            f"Metric '{metric.key}' has {count} stored values, not {confirm_values}: "
+            "nothing was deleted; confirm again with the current number."
+        )
+    try:
+        metric_definition_delete(metric_id=metric.pk)
+    except MetricInUse as exc:  # a health factor or alert rule still names it
+        raise ValidationError(f"Nothing was deleted: {exc}") from exc
+    return count
 
 
 def metric_definition_update(

@@ -7,44 +7,19 @@ Also here: the audit log (Django's LogEntry, read-only) and DRF's API-key admin,
 
 from __future__ import annotations
 
-import csv
-import json
-from itertools import chain
-
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
-from django.http import StreamingHttpResponse
-from django.utils import timezone
 from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
-from .audit import audit_record
+from .admin_export import CsvExportMixin
 from .models import Asset, Company, CompanyDomain, EndUser, License, Project, Tombstone
-from .permissions import OwnAppDeletion, has_permission_method
+from .permissions import OwnAppDeletion
 from .services import company_domain_check, enduser_email_check, workspace_objects_changed_notify
-
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-class _Echo:
-    """csv.writer writes each row into this and gets it back, so rows can be streamed."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_cell(value) -> str:
-    if isinstance(value, dict | list):
-        value = json.dumps(value, sort_keys=True)
-    if value is None:
-        return ""
-    value = str(value)
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
 def _is_changelist(request) -> bool:
@@ -64,38 +39,15 @@ def _count_of(model, field: str = "company"):
     return Coalesce(Subquery(counts, output_field=IntegerField()), 0)
 
 
-class WorkspaceObjectAdmin(OwnAppDeletion, admin.ModelAdmin):
+class WorkspaceObjectAdmin(CsvExportMixin, OwnAppDeletion, admin.ModelAdmin):
     """Shared list behaviour: custom JSON deferred in lists, company joined, created dates;
-    "Export selected as CSV" for those with ``planhat_segment.export_csv``."""
+    CSV export (the filtered list, or the selected rows) for those with
+    ``planhat_segment.export_csv``."""
 
     list_per_page = 100
     date_hierarchy = "created_at"
     readonly_fields = ("created_at", "updated_at")
     actions = ["export_csv"]
-
-    has_export_permission = has_permission_method("planhat_segment.export_csv")
-
-    @admin.action(description="Export selected as CSV", permissions=["export"])
-    def export_csv(self, request, queryset):
-        header = [f.attname for f in self.model._meta.concrete_fields]
-        rows = queryset.order_by("pk").values_list(*header)
-        audit_record(
-            user=request.user,
-            model=self.model,
-            object_repr=f"{queryset.count()} {self.model._meta.verbose_name_plural}",
-            message="Exported as CSV (admin action).",
-        )
-        writer = csv.writer(_Echo())
-        lines = (
-            writer.writerow([_csv_cell(v) for v in row])
-            for row in chain([header], rows.iterator(chunk_size=2000))
-        )
-        name = f"{self.model._meta.model_name}-{timezone.now():%Y%m%d-%H%M%S}.csv"
-        return StreamingHttpResponse(
-            lines,
-            content_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
@@ -139,6 +91,30 @@ class CompanyAdmin(WorkspaceObjectAdmin):
     search_fields = ("name", "external_id", "domains__domain")
     list_filter = ("is_test", "created_at")
     inlines = (CompanyDomainInline,)
+    # A phone shows these (the health app adds the last two); the rest is on the company page.
+    phone_columns = ("name", "health", "last_activity")
+    csv_columns = ("id", "name", "external_id", "is_test", "custom", "created_at", "updated_at")
+    # Exported when the list has them (the last ones come with the health app's columns).
+    csv_extra_columns = (
+        "enduser_total",
+        "license_total",
+        "health_score",
+        "health_band",
+        "last_activity_at",
+        "active_endusers_30d",
+        "activity_change_30d",
+        "health_mrr",
+        "health_mrr_currency",
+    )
+
+    def get_search_results(self, request, queryset, search_term):
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        match = getattr(request, "resolver_match", None)
+        if match and match.url_name == "autocomplete":
+            # Company pickers (enduser forms, assigning unassigned users) never offer the
+            # test company that "Send test event" uses.
+            found = found.filter(is_test=False)
+        return found, duplicates
 
     def get_queryset(self, request):
         qs = super().get_queryset(request)
@@ -194,6 +170,24 @@ class EndUserAdmin(CompanyOwnedAdmin):
         "created_at",
     )
     search_fields = ("name", "first_name", "last_name", "email", "external_id")
+    phone_columns = ("display_name", "company")
+    csv_columns = (
+        "id",
+        "external_id",
+        "email",
+        "name",
+        "first_name",
+        "last_name",
+        "title",
+        "company_id",
+        "company__name",
+        "company__external_id",
+        "source",
+        "is_test",
+        "custom",
+        "created_at",
+        "updated_at",
+    )
     list_filter = (
         "source",
         "is_test",

@@ -294,3 +294,21 @@ class EnduserDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.enduser_id}@{self.company_id} {self.day} ×{self.count}"
+
+
+class RejectedCallCount(models.Model):
+    """How many messages the endpoint refused at the door (``invalid_message``: never stored,
+    so never events), per reason and UTC hour: the event log's answer to "why did my event not
+    arrive?" for calls that did not make it in. Counts only: no payload is kept."""
+
+    hour = models.DateTimeField()
+    reason = models.CharField(max_length=64)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "reason"], name="rejected_call_hour_reason")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.reason} ×{self.count}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .models import Activity, DropReason, InboxEvent, InboxStatus, MetricValue
@@ -16,7 +17,13 @@ def _since(now: datetime | None) -> datetime:
 
 def inbox_counts_last_24h(*, now: datetime | None = None) -> dict[str, int]:
     """Events received in the last 24 h, and how many of them are in each outcome."""
-    counts = InboxEvent.objects.filter(received_at__gte=_since(now)).aggregate(
+    return inbox_counts_since(since=_since(now))
+
+
+def inbox_counts_since(*, since: datetime) -> dict[str, int]:
+    """Events received since ``since``, and how many of them are in each outcome (the
+    integration page's health line reads the last hour)."""
+    counts = InboxEvent.objects.filter(received_at__gte=since).aggregate(
         received=Count("id"),
         processed=Count("id", filter=Q(status=InboxStatus.PROCESSED)),
         waiting=Count("id", filter=Q(status=InboxStatus.WAITING)),
@@ -57,16 +64,22 @@ def metric_value_stats() -> dict[int, dict]:
     }
 
 
-def unassigned_users_list() -> list[dict]:
-    """User ids / emails whose events wait for a company or were dropped as unassigned."""
+def unassigned_users_list(*, limit: int = 500) -> list[dict]:
+    """Users whose events wait for a company or were dropped as unassigned: one row per user
+    (by user id, else by email; a user's calls with and without an email are one row), with
+    the email seen on any of them, the counts and when they were last seen."""
     rows = (
         InboxEvent.objects.filter(
             Q(status=InboxStatus.WAITING)
             | Q(status=InboxStatus.DROPPED, reason=DropReason.UNASSIGNED_USER)
         )
+        .annotate(identity=Coalesce("user_key", "email_key"))
+        .exclude(identity__isnull=True)
         .order_by()
-        .values("user_key", "email_key")
+        .values("identity")
         .annotate(
+            user_key=Max("user_key"),
+            email_key=Max("email_key"),
             events=Count("id"),
             waiting=Count("id", filter=Q(status=InboxStatus.WAITING)),
             dropped=Count("id", filter=Q(status=InboxStatus.DROPPED)),
@@ -74,7 +87,7 @@ def unassigned_users_list() -> list[dict]:
         )
         .order_by("-last_seen")
     )
-    return list(rows[:500])
+    return [dict(row) for row in rows[:limit]]
 
 
 def activity_list() -> QuerySet[Activity]:

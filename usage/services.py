@@ -29,6 +29,7 @@ from .processing.claim import inbox_claimed, leases_free
 from .processing.parse import as_email, as_key
 from .processing.pipeline import claim_process
 from .processing.write import inbox_requeue, waiting_for_users
+from .rejections import rejected_counts_purge
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ def inbox_purge(*, now: datetime | None = None, retention_days: int | None = Non
     deleted = 0
     while ids := list(old.values_list("pk", flat=True)[:5000]):
         deleted += InboxEvent.objects.filter(pk__in=ids).delete()[0]
+    rejected_counts_purge(older_than_days=days, now=now)  # counters of refused calls too
     return deleted
 
 

@@ -3,9 +3,12 @@
 Every activity figure is read from the daily rollups (``usage.rollup_selectors``), never by
 scanning activities, so a page costs the same whether a company logged 300,000 activities or
 3 million: what it reads grows with days × actions and days × active endusers only.
-Days are UTC days (a display time zone never moves a day boundary); today's bar is the
-partial day so far. Test data (``is_test``) is not in the rollups, and test companies show
-nothing.
+
+Buckets follow the range: days for 30 days, weeks (Monday to Sunday) for 90, months for 365.
+The first bucket is shown whole (the range starts on its first day), the last one is the
+current period so far and is marked partial; periods without activity are zeros, not gaps.
+Days are UTC days (a display time zone never moves a day boundary). Test data (``is_test``)
+is not in the rollups, and test companies show nothing.
 """
 
 from __future__ import annotations
@@ -25,91 +28,165 @@ from . import rollup_selectors as rollups
 from .models import Activity, MetricValue
 
 RANGES = (30, 90, 365)
+BUCKETS = {30: "day", 90: "week", 365: "month"}
 TOP_ACTIONS = 5
 UTC = dt.UTC
 
 
 @dataclass(frozen=True)
 class Series:
+    """One line or bar series, aligned on the trends' buckets: ``values[i]`` belongs to
+    ``starts[i]`` (None: no value in that bucket, for metrics only; counts are zero-filled)."""
+
     label: str
-    points: list[tuple[str, float]]  # (ISO date, value)
+    values: list[float | None]
+
+
+@dataclass
+class Buckets:
+    days: int
+    bucket: str  # "day", "week" or "month"
+    starts: list[dt.date]  # bucket starts, oldest first; the last is the current period
+
+    @property
+    def first(self) -> dt.date:
+        return self.starts[0]
+
+    @property
+    def labels(self) -> list[str]:
+        """What the x axis shows; the current, partial period says so."""
+        labels = [_label(start, self.bucket) for start in self.starts]
+        if labels:
+            labels[-1] += " (so far)"
+        return labels
+
+    @property
+    def partial_index(self) -> int:
+        return len(self.starts) - 1
+
+    def index(self, day: dt.date) -> int | None:
+        return self._positions.get(bucket_start(day, self.bucket))
+
+    def __post_init__(self) -> None:
+        self._positions = {start: i for i, start in enumerate(self.starts)}
 
 
 @dataclass
 class CompanyTrends:
-    days: int
-    labels: list[str]  # every day in the range, ISO dates (UTC days)
-    metric_series: list[Series] = field(default_factory=list)
-    action_series: list[Series] = field(default_factory=list)  # per day, stacked
-    active_per_day: list[Series] = field(default_factory=list)
-    active_per_week: list[Series] = field(default_factory=list)
+    buckets: Buckets
+    metric_series: list[Series] = field(default_factory=list)  # each on its own scale
+    action_series: list[Series] = field(default_factory=list)  # stacked, top actions + Other
+    active_endusers: Series | None = None  # distinct active endusers per bucket
     top_endusers: list[dict] = field(default_factory=list)
     total_activities: int = 0
 
+    @property
+    def days(self) -> int:
+        return self.buckets.days
 
-def _day_labels(since: dt.date, until: dt.date) -> list[str]:
-    count = (until - since).days + 1
-    return [(since + dt.timedelta(days=i)).isoformat() for i in range(count)]
+    @property
+    def has_data(self) -> bool:
+        return bool(self.total_activities or self.metric_series)
 
 
-def _range(days: int, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
-    """The chart's days: the last ``days`` UTC days, today (partial) included."""
+def bucket_start(day: dt.date, bucket: str) -> dt.date:
+    if bucket == "week":
+        return day - dt.timedelta(days=day.weekday())
+    if bucket == "month":
+        return day.replace(day=1)
+    return day
+
+
+def _next(start: dt.date, bucket: str) -> dt.date:
+    if bucket == "week":
+        return start + dt.timedelta(days=7)
+    if bucket == "month":
+        return (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return start + dt.timedelta(days=1)
+
+
+def _label(start: dt.date, bucket: str) -> str:
+    if bucket == "month":
+        return start.strftime("%Y-%m")
+    return start.isoformat()
+
+
+def buckets_for(days: int, today: dt.date | None = None) -> Buckets:
+    """The range's buckets: the last ``days`` UTC days, today (partial) included, widened to
+    start on the first day of its first bucket."""
+    days = days if days in RANGES else RANGES[0]
+    bucket = BUCKETS[days]
     until = today or rollups.utc_today()
-    return until - dt.timedelta(days=days - 1), until
+    start = bucket_start(until - dt.timedelta(days=days - 1), bucket)
+    starts = []
+    while start <= until:
+        starts.append(start)
+        start = _next(start, bucket)
+    return Buckets(days=days, bucket=bucket, starts=starts)
+
+
+def _zeros(buckets: Buckets) -> list[float]:
+    return [0] * len(buckets.starts)
 
 
 def company_trends(
     *, company: Company, days: int = 30, today: dt.date | None = None
 ) -> CompanyTrends:
-    """Metric series (last value per day), activity per day by top action, active endusers
-    per day and per week (exact distinct counts), the most active endusers."""
-    days = days if days in RANGES else RANGES[0]
-    since, until = _range(days, today)
-    trends = CompanyTrends(days=days, labels=_day_labels(since, until))
+    """Metric series (last value per bucket), activity per bucket by top action, distinct
+    active endusers per bucket (exact), the most active endusers."""
+    buckets = buckets_for(days, today)
+    trends = CompanyTrends(buckets=buckets)
     if company.is_test:
         return trends
+    first, last = buckets.first, today or rollups.utc_today()
     trends.metric_series = _metric_series(
-        values=MetricValue.objects.filter(company=company), since=since
+        values=MetricValue.objects.filter(company=company), buckets=buckets
     )
 
-    # One read of the (day, action) rows serves both the totals and the stacked series.
-    rows = rollups.company_action_day_rows(company_id=company.pk, first=since, last=until)
+    # One read of the (day, action) rows serves the totals and the stacked series.
+    rows = rollups.company_action_day_rows(company_id=company.pk, first=first, last=last)
     per_action: dict[str, int] = defaultdict(int)
     for _, action, count in rows:
         per_action[action] += count
     trends.total_activities = sum(per_action.values())
     top = [a for a, _ in sorted(per_action.items(), key=lambda kv: (-kv[1], kv[0]))][:TOP_ACTIONS]
-    by_day_action: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    by_action: dict[str, list[float]] = defaultdict(lambda: _zeros(buckets))
     for day, action, count in rows:
-        key = action if action in top else "Other"
-        by_day_action[key][day.isoformat()] += count
-    order = top + (["Other"] if "Other" in by_day_action else [])
-    trends.action_series = [
-        Series(action, sorted(by_day_action[action].items())) for action in order
-    ]
+        position = buckets.index(day)
+        if position is not None:
+            by_action[action if action in top else "Other"][position] += count
+    order = top + (["Other"] if "Other" in by_action else [])
+    trends.action_series = [Series(action, by_action[action]) for action in order]
 
-    endusers = rollups.company_enduser_activity(company_id=company.pk, first=since, last=until)
-    trends.active_per_day = [
-        Series("Active endusers", [(day.isoformat(), users) for day, users in endusers.per_day])
-    ]
-    trends.active_per_week = [
-        Series(
-            "Active endusers (week)",
-            [(week.isoformat(), users) for week, users in endusers.per_week],
+    if buckets.bucket == "month":
+        active = rollups.company_active_enduser_series(
+            company_id=company.pk, first=first, last=last, period="month"
         )
-    ]
-    trends.top_endusers = endusers.top
+        trends.top_endusers = rollups.company_top_endusers(
+            company_id=company.pk, first=first, last=last
+        )
+    else:
+        figures = rollups.company_enduser_activity(company_id=company.pk, first=first, last=last)
+        active = figures.per_day if buckets.bucket == "day" else figures.per_week
+        trends.top_endusers = figures.top
+    values = _zeros(buckets)
+    for start, users in active:
+        position = buckets.index(start)
+        if position is not None:
+            values[position] = users
+    trends.active_endusers = Series("Active endusers", values)
     return trends
 
 
-def _metric_series(*, values, since: dt.date) -> list[Series]:
-    """The last value of each metric per UTC day.
+def _metric_series(*, values, buckets: Buckets) -> list[Series]:
+    """Each metric's last value per bucket (the value of the bucket's latest day that has
+    one); None where a bucket had none: a metric's gap is not a zero.
 
     ``values``: the MetricValue rows of one object (company, enduser, asset or project).
     """
-    values = values.filter(occurred_at__gte=rollups.day_start(since))
+    values = values.filter(occurred_at__gte=rollups.day_start(buckets.first))
     day = TruncDate("occurred_at", tzinfo=UTC)
-    points: dict[int, dict[str, float]] = defaultdict(dict)
+    points: dict[int, dict[dt.date, float]] = defaultdict(dict)
     if connection.vendor == "postgresql":
         # One pass: DISTINCT ON keeps the latest row of each (metric, day).
         rows = (
@@ -119,46 +196,61 @@ def _metric_series(*, values, since: dt.date) -> list[Series]:
             .values_list("metric_id", "day", "value")
         )
         for metric_id, when, value in rows:
-            points[metric_id][when.isoformat()] = value
+            points[metric_id][when] = value
     else:
         last_per_day = values.values("metric_id", day=day).annotate(last_at=Max("occurred_at"))
-        last_at = {(r["metric_id"], r["day"].isoformat()): r["last_at"] for r in last_per_day}
+        last_at = {(r["metric_id"], r["day"]): r["last_at"] for r in last_per_day}
         rows = (
             values.filter(occurred_at__in=set(last_at.values()))
             .order_by("occurred_at", "id")  # ties at one instant: the highest id wins
             .values_list("metric_id", "occurred_at", "value")
         )
         for metric_id, occurred_at, value in rows:
-            key = occurred_at.astimezone(UTC).date().isoformat()
+            key = occurred_at.astimezone(UTC).date()
             if last_at.get((metric_id, key)) == occurred_at:
                 points[metric_id][key] = value
     if not points:
         return []
     labels = dict(MetricDefinition.objects.filter(pk__in=points).values_list("pk", "label"))
-    return [
-        Series(labels.get(metric_id, str(metric_id)), sorted(day_values.items()))
-        for metric_id, day_values in sorted(points.items(), key=lambda kv: labels.get(kv[0], ""))
-    ]
+    series = []
+    for metric_id, by_day in sorted(points.items(), key=lambda kv: labels.get(kv[0], "")):
+        per_bucket: list[float | None] = [None] * len(buckets.starts)
+        for when in sorted(by_day):  # later days overwrite earlier ones in their bucket
+            position = buckets.index(when)
+            if position is not None:
+                per_bucket[position] = by_day[when]
+        series.append(Series(labels.get(metric_id, str(metric_id)), per_bucket))
+    return series
 
 
 @dataclass
 class EndUserTrends:
-    days: int
-    labels: list[str]
-    per_day: list[Series]
+    buckets: Buckets
+    activities: Series
     recent: list[Activity]
     metric_series: list[Series] = field(default_factory=list)
     latest_metrics: list[dict] = field(default_factory=list)
+
+    @property
+    def days(self) -> int:
+        return self.buckets.days
+
+    @property
+    def has_data(self) -> bool:
+        return any(self.activities.values) or bool(self.recent)
 
 
 @dataclass
 class ObjectMetrics:
     """Metric values of one enduser, asset or project (from dimension data)."""
 
-    days: int
-    labels: list[str]
+    buckets: Buckets
     metric_series: list[Series]
     latest: list[dict]  # per metric: key, label, value, at, count
+
+    @property
+    def days(self) -> int:
+        return self.buckets.days
 
 
 def _latest(values) -> list[dict]:
@@ -193,14 +285,12 @@ def _latest(values) -> list[dict]:
 
 def object_metrics(*, obj: EndUser | Asset | Project, days: int = 30) -> ObjectMetrics:
     """Metric series (last value per day) and the latest value per metric of one object."""
-    days = days if days in RANGES else RANGES[0]
-    since, until = _range(days)
+    buckets = buckets_for(days)
     field_name = {EndUser: "enduser", Asset: "asset", Project: "project"}[type(obj)]
     values = MetricValue.objects.filter(**{field_name: obj})
     return ObjectMetrics(
-        days=days,
-        labels=_day_labels(since, until),
-        metric_series=_metric_series(values=values, since=since),
+        buckets=buckets,
+        metric_series=_metric_series(values=values, buckets=buckets),
         latest=_latest(values),
     )
 
@@ -208,21 +298,29 @@ def object_metrics(*, obj: EndUser | Asset | Project, days: int = 30) -> ObjectM
 def enduser_trends(
     *, enduser: EndUser, days: int = 30, today: dt.date | None = None
 ) -> EndUserTrends:
-    days = days if days in RANGES else RANGES[0]
-    since, until = _range(days, today)
-    per_day = rollups.enduser_activity_series(enduser_id=enduser.pk, first=since, last=until)
+    buckets = buckets_for(days, today)
+    series = rollups.enduser_activity_series(
+        enduser_id=enduser.pk,
+        first=buckets.first,
+        last=today or rollups.utc_today(),
+        period=buckets.bucket,
+    )
+    values = _zeros(buckets)
+    for start, total in series:
+        position = buckets.index(start)
+        if position is not None:
+            values[position] = total
     recent = list(
         Activity.objects.filter(enduser=enduser)
         .select_related("asset", "project")
         .defer("properties")
         .order_by("-occurred_at")[:25]
     )
-    metrics = object_metrics(obj=enduser, days=days)
+    values_of_enduser = MetricValue.objects.filter(enduser=enduser)
     return EndUserTrends(
-        days=days,
-        labels=_day_labels(since, until),
-        per_day=[Series("Activities", [(day.isoformat(), total) for day, total in per_day])],
+        buckets=buckets,
+        activities=Series("Activities", values),
         recent=recent,
-        metric_series=metrics.metric_series,
-        latest_metrics=metrics.latest,
+        metric_series=_metric_series(values=values_of_enduser, buckets=buckets),
+        latest_metrics=_latest(values_of_enduser),
     )

@@ -15,9 +15,11 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.utils.safestring import SafeString
 
+from integrations.models import MetricDefinition
+from integrations.services import integration_ensure
 from planhat_segment.models import Asset, Company, EndUser, Project
 
-from .trends import RANGES, Series, company_trends, enduser_trends, object_metrics
+from .trends import RANGES, Buckets, Series, company_trends, enduser_trends, object_metrics
 
 CompanyPanel = Callable[[HttpRequest, Company, int], SafeString | None]
 _company_panels: list[CompanyPanel] = []
@@ -36,8 +38,16 @@ def _panels(request: HttpRequest, company: Company, days: int) -> list[SafeStrin
 
 
 def _chart(series: list[Series]) -> list[dict]:
-    # Not dataclasses.asdict: it deep-copies every point (~70 ms for a 365-day page).
-    return [{"label": s.label, "points": s.points} for s in series]
+    # Not dataclasses.asdict: it deep-copies every value (~70 ms for a 365-day page).
+    return [{"label": s.label, "values": s.values} for s in series]
+
+
+def _axis(buckets: Buckets) -> dict:
+    return {
+        "bucket": buckets.bucket,
+        "labels": buckets.labels,
+        "partial": buckets.partial_index,
+    }
 
 
 def _days(request: HttpRequest) -> int:
@@ -48,16 +58,29 @@ def _days(request: HttpRequest) -> int:
     return days if days in RANGES else RANGES[0]
 
 
+def _guidance(company: Company) -> dict:
+    """What the empty state needs to say what to do: which sections are on, which traits
+    become metrics, where to look."""
+    integration = integration_ensure()
+    return {
+        "user_tracking": integration.user_tracking_enabled,
+        "company_metrics": integration.company_metrics_enabled,
+        "metric_keys": list(
+            MetricDefinition.objects.filter(archived_at__isnull=True).values_list("key", flat=True)
+        ),
+        "external_id": company.external_id,
+    }
+
+
 def company_trends_view(request: HttpRequest, company_id: int) -> HttpResponse:
     company = get_object_or_404(Company, pk=company_id)
     days = _days(request)
     trends = company_trends(company=company, days=days)
     chart_data = {
-        "labels": trends.labels,
+        **_axis(trends.buckets),
         "metrics": _chart(trends.metric_series),
         "actions": _chart(trends.action_series),
-        "activePerDay": _chart(trends.active_per_day),
-        "activePerWeek": _chart(trends.active_per_week),
+        "active": _chart([trends.active_endusers] if trends.active_endusers else []),
     }
     return TemplateResponse(
         request,
@@ -69,6 +92,7 @@ def company_trends_view(request: HttpRequest, company_id: int) -> HttpResponse:
             "trends": trends,
             "ranges": RANGES,
             "chart_data": chart_data,
+            "guidance": None if trends.has_data else _guidance(company),
             "panels": _panels(request, company, days),
         },
     )
@@ -78,8 +102,8 @@ def enduser_trends_view(request: HttpRequest, enduser_id: int) -> HttpResponse:
     enduser = get_object_or_404(EndUser.objects.select_related("company"), pk=enduser_id)
     trends = enduser_trends(enduser=enduser, days=_days(request))
     chart_data = {
-        "labels": trends.labels,
-        "perDay": _chart(trends.per_day),
+        **_axis(trends.buckets),
+        "activities": _chart([trends.activities]),
         "metrics": _chart(trends.metric_series),
     }
     return TemplateResponse(
@@ -101,10 +125,7 @@ def object_metrics_view(request: HttpRequest, model: str, object_id: int) -> Htt
     model_class = {"asset": Asset, "project": Project}[model]
     obj = get_object_or_404(model_class.objects.select_related("company"), pk=object_id)
     metrics = object_metrics(obj=obj, days=_days(request))
-    chart_data = {
-        "labels": metrics.labels,
-        "metrics": _chart(metrics.metric_series),
-    }
+    chart_data = {**_axis(metrics.buckets), "metrics": _chart(metrics.metric_series)}
     meta = model_class._meta
     return TemplateResponse(
         request,

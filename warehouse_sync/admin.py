@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponseRedirect, JsonResponse
+from django.template.loader import render_to_string
 from django.urls import path, reverse
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from planhat_segment.audit import ADDITION, audit_record
+from planhat_segment.display import seconds_text, when_text
 from planhat_segment.permissions import admin_view_permissions, has_permission_method
 
 from .models import FailedObject, SyncBatch, SyncModelResult, SyncRun, SyncTrigger
+from .selectors import run_failed_objects, sync_run_progress
 from .services import SyncRefused, sync_run_start
 
 
@@ -33,7 +38,9 @@ class SyncModelResultInline(_ReadOnly, admin.TabularInline):
 
     @admin.display(description="First error messages")
     def first_errors(self, obj: SyncModelResult) -> str:
-        return "\n".join(obj.error_messages or []) or "—"
+        if not obj.error_messages:
+            return "—"
+        return format_html_join(mark_safe("<br>"), "{}", ((m,) for m in obj.error_messages))
 
 
 PUSH_PERMISSION = "warehouse_sync.push_to_segment"
@@ -54,7 +61,7 @@ def _push(request: HttpRequest, via: str) -> None:
 @admin.register(SyncRun)
 class SyncRunAdmin(_ReadOnly, admin.ModelAdmin):
     list_display = (
-        "started_at",
+        "started",
         "duration_display",
         "trigger",
         "status",
@@ -66,10 +73,32 @@ class SyncRunAdmin(_ReadOnly, admin.ModelAdmin):
     date_hierarchy = "started_at"
     inlines = [SyncModelResultInline]
     actions = ["push_data_to_segment"]
-    fields = (
-        "started_at",
-        "finished_at",
-        "duration",
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "started",
+                    "finished",
+                    "duration_display",
+                    "trigger",
+                    "status",
+                    "full",
+                    "synced_models",
+                    "objects_synced",
+                    "errors",
+                    "error",
+                    "failed_objects_display",
+                )
+            },
+        ),
+        # The lease is the worker's business: out of the way, for whoever debugs a stuck run.
+        ("Internals", {"classes": ("collapse",), "fields": ("lease", "heartbeat")}),
+    )
+    readonly_fields = (
+        "started",
+        "finished",
+        "duration_display",
         "trigger",
         "status",
         "full",
@@ -77,16 +106,39 @@ class SyncRunAdmin(_ReadOnly, admin.ModelAdmin):
         "objects_synced",
         "errors",
         "error",
-        "lease_expires_at",
-        "heartbeat_at",
+        "failed_objects_display",
+        "lease",
+        "heartbeat",
     )
-    readonly_fields = fields
+
+    @admin.display(description="Started", ordering="started_at")
+    def started(self, obj: SyncRun) -> str:
+        return when_text(obj.started_at)
+
+    @admin.display(description="Finished", ordering="finished_at")
+    def finished(self, obj: SyncRun) -> str:
+        return when_text(obj.finished_at) if obj.finished_at else "—"
+
+    @admin.display(description="Lease expires")
+    def lease(self, obj: SyncRun) -> str:
+        return when_text(obj.lease_expires_at) if obj.lease_expires_at else "—"
+
+    @admin.display(description="Last heartbeat")
+    def heartbeat(self, obj: SyncRun) -> str:
+        return when_text(obj.heartbeat_at) if obj.heartbeat_at else "—"
 
     @admin.display(description="Duration", ordering="duration")
     def duration_display(self, obj: SyncRun) -> str:
         if obj.duration is None:
             return "running…" if obj.status == "running" else "—"
-        return f"{obj.duration.total_seconds():.1f}s"
+        return seconds_text(obj.duration.total_seconds())
+
+    @admin.display(description="Failed objects")
+    def failed_objects_display(self, obj: SyncRun) -> str:
+        rows = run_failed_objects(run_id=obj.pk)
+        if not rows:
+            return "—"
+        return render_to_string("admin/warehouse_sync/syncrun/failed_objects.html", {"rows": rows})
 
     has_push_permission = has_permission_method(PUSH_PERMISSION)
 
@@ -104,12 +156,31 @@ class SyncRunAdmin(_ReadOnly, admin.ModelAdmin):
                 ),
                 name="warehouse_sync_syncrun_push",
             ),
+            path(
+                "progress/",
+                self.admin_site.admin_view(
+                    admin_view_permissions(self.progress_view, GET=("warehouse_sync.view_syncrun",))
+                ),
+                name="warehouse_sync_syncrun_progress",
+            ),
             *super().get_urls(),
         ]
 
     def push_view(self, request: HttpRequest):
         _push(request, via="run history button")
         return HttpResponseRedirect(reverse("admin:warehouse_sync_syncrun_changelist"))
+
+    def progress_view(self, request: HttpRequest) -> JsonResponse:
+        """The running (else last) run's progress, or ``?run=<id>``'s: what the integration
+        page polls while a push runs. Read-only JSON."""
+        try:
+            run_id = int(request.GET["run"]) if request.GET.get("run") else None
+        except ValueError:
+            return JsonResponse({"error": "run must be a run id"}, status=400)
+        progress = sync_run_progress(run_id=run_id)
+        if progress is None:
+            return JsonResponse({"error": "no such run"}, status=404)
+        return JsonResponse(progress, headers={"Cache-Control": "no-store"})
 
 
 @admin.register(SyncBatch)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from planhat_segment.admin import CompanyAdmin
+from planhat_segment.display import when_text
 from planhat_segment.models import Company, EndUser
 from planhat_segment.permissions import has_permission_method
 
@@ -124,8 +125,7 @@ class HealthCompanyAdmin(CompanyAdmin):
         "mrr",
         "enduser_count",
         "license_count",
-        "is_test",
-    )
+    )  # "is test" is a filter, not a column: the list fits a laptop's width
     list_filter = (
         BandFilter,
         LastActivityFilter,
@@ -161,7 +161,8 @@ class HealthCompanyAdmin(CompanyAdmin):
     def last_activity(self, obj: Company):
         if obj.last_activity_at is None:
             return "never"
-        return obj.last_activity_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        # In the reader's time zone, named (display only; health's days stay UTC days).
+        return when_text(obj.last_activity_at, seconds=False)
 
     @admin.display(description="Active endusers (30 d)", ordering="active_endusers_30d")
     def active_endusers(self, obj: Company) -> int:

@@ -19,9 +19,10 @@ import requests
 
 from integrations.models import IntegrationSettings
 from planhat_segment.models import Company
+from tests.usage.rollup_factories import rollups_recount
 from usage.models import Activity, InboxEvent, MetricValue
 
-from .conftest import screenshot
+from .conftest import in_viewport, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,9 +58,12 @@ def test_admin_flow_from_setup_to_push(logged_in_page, live_server, sink, settin
     form.locator("#id_write_key").fill(sink.write_key)
     form.locator("#id_region").select_option("custom")
     form.locator("#id_custom_base_url").fill(sink.url)
-    form.get_by_role("button", name="Save data warehouse").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        form.get_by_role("button", name="Save data warehouse").click()
     assert page.get_by_test_id("status-badge").inner_text() == "ON"
+    saved = page.get_by_test_id("flash-warehouse")
+    assert saved.inner_text() == "Saved."
+    assert in_viewport(saved)  # shown where the click was, not at the top of the page
 
     # Copy the token with the page's button, as an admin would.
     page.locator("button[data-copy=tenant-token]").click()
@@ -69,9 +73,10 @@ def test_admin_flow_from_setup_to_push(logged_in_page, live_server, sink, settin
     # A metric, added with Enter.
     add = page.get_by_test_id("add-metric")
     add.locator("input[name=key]").fill("active_users")
-    add.locator("input[name=key]").press("Enter")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        add.locator("input[name=key]").press("Enter")
     assert "active_users" in page.get_by_test_id("metrics-table").inner_text()
+    assert in_viewport(page.get_by_test_id("flash-metrics").get_by_text("added"))
 
     # Segment delivers: identify (creates the enduser under ACME-001), track, group.
     identify = {
@@ -102,6 +107,7 @@ def test_admin_flow_from_setup_to_push(logged_in_page, live_server, sink, settin
     assert answer.status_code == 200, answer.text
     assert answer.json()["accepted"] == 3
     inbox_drain()
+    rollups_recount()  # what processing writes once the rollup writer is merged (wt-proc)
     assert Activity.objects.filter(action="Report Downloaded", count=2).exists()
     assert MetricValue.objects.get().value == 42
 
@@ -114,17 +120,27 @@ def test_admin_flow_from_setup_to_push(logged_in_page, live_server, sink, settin
     company = Company.objects.get(external_id="ACME-001")
     page.goto(f"/admin/planhat_segment/company/{company.pk}/trends/")
     page.wait_for_function("window.Chart && Chart.getChart('chart-actions') !== undefined")
-    assert page.evaluate("Chart.getChart('chart-metrics').data.datasets[0].label") == "Active users"
+    assert (
+        page.evaluate("Chart.getChart('chart-metric-0').data.datasets[0].label") == "Active users"
+    )
     assert "Peter Gibbons" in page.get_by_test_id("top-endusers").inner_text()
     screenshot(page, "company-trends")
 
     # Push data to Segment; the run executes here, as the warehouse worker would.
     page.goto(PAGE)
-    page.get_by_test_id("push-now").click()
-    page.wait_for_load_state()
-    assert "Push data to Segment started" in page.locator(".messagelist").inner_text()
+    with page.expect_navigation():
+        page.get_by_test_id("push-now").click()
+    started = page.get_by_test_id("flash-warehouse")
+    assert "Push data to Segment started" in started.inner_text()
+    assert in_viewport(started)
+    assert page.get_by_test_id("push-now").is_disabled()  # one push at a time
     run = SyncRun.objects.get()
     sync_run_execute(run_id=run.pk)
+    # The page follows the run by itself (no reload): the outcome appears, buttons come back.
+    outcome = page.get_by_test_id("push-outcome")
+    outcome.wait_for()
+    assert outcome.inner_text().startswith("Push finished: Succeeded")
+    assert page.get_by_test_id("push-now").is_enabled()
     page.reload()
     company_row = page.locator("[data-testid=sync-table] tr[data-model=company] td")
     assert company_row.all_inner_texts() == ["Company", "1", "0"]
@@ -138,9 +154,10 @@ def test_admin_flow_from_setup_to_push(logged_in_page, live_server, sink, settin
 
     # Rotate: confirm the dialog, see until when the previous token works, and use both.
     page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_test_id("rotate-token").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_test_id("rotate-token").click()
     assert "previous token still works until" in page.get_by_test_id("grace-notice").inner_text()
+    assert in_viewport(page.get_by_test_id("flash-token").get_by_text("New tenant token issued"))
     new_token = page.get_by_test_id("tenant-token").input_value()
     assert new_token != token
     assert _post(live_server, token, {**track, "messageId": "e2e-old-token"}).status_code == 200

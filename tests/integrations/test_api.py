@@ -188,8 +188,44 @@ def test_metric_definition_crud(api_client):
         "DAU",
     )
 
+    # DELETE removes = archives: the definition and its values stay, restorable.
     assert api_client.delete(f"/api/metric-definitions/{metric.pk}/").status_code == 204
-    assert not MetricDefinition.objects.exists()
+    metric.refresh_from_db()
+    assert metric.archived_at is not None
+    assert api_client.get(f"/api/metric-definitions/{metric.pk}/").json()["archived_at"]
+    listing = api_client.get("/api/metric-definitions/?archived=false").json()
+    assert listing["results"] == []
+    listing = api_client.get("/api/metric-definitions/?archived=true").json()
+    assert [row["key"] for row in listing["results"]] == ["active_users"]
+    answer = api_client.post(f"/api/metric-definitions/{metric.pk}/restore/")
+    assert answer.status_code == 200
+    assert answer.json()["archived_at"] is None
+
+
+def test_metric_definition_purge_needs_archive_and_the_count(api_client):
+    from planhat_segment.models import Company
+    from usage.models import MetricValue
+
+    metric = MetricDefinition.objects.create(key="seats")
+    company = Company.objects.create(name="Acme", external_id="ACME")
+    now = timezone.now()
+    MetricValue.objects.bulk_create(
+        MetricValue(company=company, metric=metric, value=i, occurred_at=now, message_id=f"m{i}")
+        for i in range(3)
+    )
+    url = f"/api/metric-definitions/{metric.pk}/purge/"
+    answer = api_client.post(url, {"confirm_values": 3}, format="json")
+    assert answer.status_code == 400
+    assert "remove (archive) it before" in str(answer.json())
+    api_client.delete(f"/api/metric-definitions/{metric.pk}/")
+    answer = api_client.post(url, {"confirm_values": 2}, format="json")
+    assert answer.status_code == 400
+    assert "has 3 stored values, not 2" in str(answer.json())
+    assert MetricValue.objects.count() == 3
+    answer = api_client.post(url, {"confirm_values": 3}, format="json")
+    assert answer.status_code == 200
+    assert answer.json() == {"deleted_values": 3}
+    assert not MetricDefinition.objects.exists() and not MetricValue.objects.exists()
 
 
 @pytest.mark.parametrize("key", ["active users", "", "seats!"])
@@ -209,7 +245,7 @@ def test_metric_definition_duplicate_key_is_a_400(api_client):
     MetricDefinition.objects.create(key="seats")
     answer = api_client.post("/api/metric-definitions/", {"key": "seats"}, format="json")
     assert answer.status_code == 400
-    assert answer.json() == {"key": ["Metric definition with this Key already exists."]}
+    assert answer.json() == {"key": ["A metric with the key 'seats' already exists."]}
     other = MetricDefinition.objects.create(key="mrr")
     answer = api_client.patch(
         f"/api/metric-definitions/{other.pk}/", {"key": "seats"}, format="json"

@@ -119,11 +119,19 @@ def test_add_and_remove_metric(admin_client_logged_in, page_url, integration):
     metric = MetricDefinition.objects.get()
     assert metric.key == "active_users"
     assert metric.label == "Active users"
+    # Remove archives: hidden from the list, values kept, restorable.
     response = admin_client_logged_in.post(
-        page_url, {"action": "delete_metric", "metric_id": str(metric.pk)}
+        page_url, {"action": "archive_metric", "metric_id": str(metric.pk)}, follow=True
     )
-    assert response.status_code == 302
-    assert not MetricDefinition.objects.exists()
+    metric.refresh_from_db()
+    assert metric.archived_at is not None
+    assert any("its stored values are kept" in m for m in _messages(response))
+    html = response.content.decode()
+    assert 'data-testid="archived-metrics"' in html
+    assert 'data-testid="remove-metric"' not in html  # no metric in use any more
+    admin_client_logged_in.post(page_url, {"action": "restore_metric", "metric_id": metric.pk})
+    metric.refresh_from_db()
+    assert metric.archived_at is None
 
 
 @pytest.mark.parametrize(
@@ -167,3 +175,211 @@ def test_push_refused_while_section_off(admin_client_logged_in, page_url, integr
 def test_unknown_action_is_reported(admin_client_logged_in, page_url, integration):
     response = admin_client_logged_in.post(page_url, {"action": "explode"}, follow=True)
     assert any("Unknown action" in m for m in _messages(response))
+
+
+# --- issue 12: feedback where the click was, validation in words, safe metric deletes -----
+
+
+def _warehouse(**overrides) -> dict:
+    data = {
+        "action": "save_warehouse",
+        "warehouse_enabled": "on",
+        "write_key": "wk_typed_123456",
+        "region": "custom",
+        "custom_base_url": "https://proxy.example.com",
+        "synced_models": ["company", "enduser"],
+    }
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def _error_of(response, field: str) -> str:
+    return " ".join(response.context["warehouse_form"].errors.get(field, []))
+
+
+def test_no_synced_model_is_an_error_on_that_field(admin_client_logged_in, page_url, integration):
+    response = admin_client_logged_in.post(page_url, _warehouse(synced_models=None))
+    assert response.status_code == 400
+    assert "Tick at least one model" in _error_of(response, "synced_models")
+    assert _error_of(response, "custom_base_url") == ""
+    assert "This field cannot be blank" not in response.content.decode()
+
+
+def test_non_http_custom_url_is_refused(admin_client_logged_in, page_url, integration):
+    response = admin_client_logged_in.post(
+        page_url, _warehouse(custom_base_url="ftp://proxy.example.com")
+    )
+    assert response.status_code == 400
+    assert "must start with https://" in _error_of(response, "custom_base_url")
+    assert not IntegrationSettings.objects.get().warehouse_enabled
+
+
+def test_typed_write_key_is_kept_after_an_unrelated_error(
+    admin_client_logged_in, page_url, integration
+):
+    response = admin_client_logged_in.post(page_url, _warehouse(custom_base_url="ftp://x.example"))
+    assert response.status_code == 400
+    assert 'value="wk_typed_123456"' in response.content.decode()
+
+
+def test_absurd_hold_time_is_refused_in_words(admin_client_logged_in, page_url, integration):
+    response = admin_client_logged_in.post(
+        page_url,
+        {
+            "action": "save_tracking",
+            "user_tracking_enabled": "on",
+            "unassigned_wait_hours": "100000",
+        },
+    )
+    assert response.status_code == 400
+    errors = response.context["tracking_form"].errors["unassigned_wait_hours"]
+    assert errors == ["Hold events for at most 720 hours (30 days)."]
+    assert IntegrationSettings.objects.get().unassigned_wait_hours == 24
+
+
+def test_duplicate_key_of_an_archived_metric_says_restore(
+    admin_client_logged_in, page_url, integration
+):
+    from django.utils import timezone
+
+    MetricDefinition.objects.create(key="seats", archived_at=timezone.now())
+    response = admin_client_logged_in.post(page_url, {"action": "add_metric", "key": "seats"})
+    assert response.status_code == 400
+    assert response.context["metric_form"].errors["key"] == [
+        "A metric with the key 'seats' already exists (archived): restore it instead."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("action", "spot"),
+    [
+        ({"action": "push"}, "warehouse"),
+        ({"action": "rotate_token"}, "token"),
+        ({"action": "add_metric", "key": "mau"}, "metrics"),
+        ({"action": "save_metrics", "company_metrics_enabled": "on"}, "metrics"),
+    ],
+)
+def test_result_is_shown_beside_the_button(
+    admin_client_logged_in, page_url, integration, action, spot
+):
+    response = admin_client_logged_in.post(page_url, action)
+    assert response.status_code == 302
+    assert response["Location"] == f"{page_url}?at={spot}#{spot}-result"
+    page = admin_client_logged_in.get(response["Location"])
+    html = page.content.decode()
+    flash = html.split(f'id="{spot}-result"', 1)[1].split("</div>", 1)[0]
+    assert "seg-msg" in flash  # the message is inside the spot, not at the top of the page
+    assert '<ul class="messagelist">' not in html
+
+
+def test_purging_a_metric_asks_for_its_count(admin_client_logged_in, page_url, integration):
+    from django.utils import timezone
+
+    from planhat_segment.models import Company
+    from usage.models import MetricValue
+
+    metric = MetricDefinition.objects.create(key="seats")
+    company = Company.objects.create(name="Acme", external_id="ACME")
+    now = timezone.now()
+    MetricValue.objects.bulk_create(
+        MetricValue(company=company, metric=metric, value=i, occurred_at=now, message_id=f"m{i}")
+        for i in range(4)
+    )
+    html = admin_client_logged_in.get(page_url).content.decode()
+    assert "Its 4 stored values are kept" in html  # Remove's confirmation names the count
+    admin_client_logged_in.post(page_url, {"action": "archive_metric", "metric_id": metric.pk})
+    html = admin_client_logged_in.get(page_url).content.decode()
+    assert "Delete metric 'seats' and its 4 stored values?" in html
+    response = admin_client_logged_in.post(
+        page_url,
+        {"action": "purge_metric", "metric_id": metric.pk, "confirm_values": 3},
+        follow=True,
+    )
+    assert any("has 4 stored values, not 3" in m for m in _messages(response))
+    assert MetricValue.objects.count() == 4
+    admin_client_logged_in.post(
+        page_url, {"action": "purge_metric", "metric_id": metric.pk, "confirm_values": 4}
+    )
+    assert not MetricDefinition.objects.exists() and not MetricValue.objects.exists()
+
+
+def test_archived_metric_gets_no_new_values(integration):
+    from django.utils import timezone
+
+    from planhat_segment.models import Company
+    from usage.models import InboxEvent, MetricValue
+    from usage.services import inbox_drain
+
+    Company.objects.create(name="Acme", external_id="ACME")
+    seats = MetricDefinition.objects.create(key="seats")
+    MetricDefinition.objects.create(key="mau", archived_at=timezone.now())
+    InboxEvent.objects.create(
+        message_id="g-archived",
+        request_id="00000000-0000-0000-0000-000000000001",
+        type="group",
+        payload={
+            "type": "group",
+            "userId": "u",
+            "groupId": "ACME",
+            "traits": {"mau": 5, "seats": 2},
+        },
+    )
+    InboxEvent.objects.create(
+        message_id="g-only-archived",
+        request_id="00000000-0000-0000-0000-000000000002",
+        type="group",
+        payload={"type": "group", "userId": "u", "groupId": "ACME", "traits": {"mau": 7}},
+    )
+    inbox_drain()
+    assert list(MetricValue.objects.values_list("metric", "value")) == [(seats.pk, 2.0)]
+    only_archived = InboxEvent.objects.get(message_id="g-only-archived")
+    assert only_archived.status == "processed"
+    assert "no metric recorded" in only_archived.detail
+
+
+def test_health_lines_say_ingest_and_push_state_in_words(
+    admin_client_logged_in, page_url, integration
+):
+    from django.utils import timezone
+
+    from usage.models import InboxEvent
+    from warehouse_sync.models import SyncRun
+
+    InboxEvent.objects.create(
+        message_id="failed-1",
+        request_id="00000000-0000-0000-0000-000000000003",
+        type="track",
+        payload={},
+        status="failed",
+    )
+    now = timezone.now()
+    SyncRun.objects.create(
+        trigger="manual",
+        status="failed",
+        started_at=now,
+        finished_at=now,
+        duration=now - now,
+        error="write key rejected",
+    )
+    html = admin_client_logged_in.get(page_url).content.decode()
+    assert "Ingest: 1 of 1 events in the last hour failed" in html
+    assert "Last push: failed just now: write key rejected" in html
+    assert 'class="health-bad" data-part="push"' in html
+
+
+def test_progress_endpoint_reports_the_running_run(admin_client_logged_in, integration):
+    from django.urls import reverse
+
+    from warehouse_sync.models import SyncModelResult, SyncRun
+
+    url = reverse("admin:warehouse_sync_syncrun_progress")
+    assert admin_client_logged_in.get(url).status_code == 404
+    run = SyncRun.objects.create(trigger="manual", synced_models=["company"], objects_synced=7)
+    SyncModelResult.objects.create(run=run, model="company", objects_synced=7, errors=1)
+    body = admin_client_logged_in.get(url).json()
+    assert (body["id"], body["running"], body["objects_synced"]) == (run.pk, True, 7)
+    assert body["models"] == [
+        {"model": "company", "objects_synced": 7, "errors": 1, "error_messages": []}
+    ]
+    assert body["elapsed_seconds"] >= 0
+    assert admin_client_logged_in.get(url, {"run": "x"}).status_code == 400

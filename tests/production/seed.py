@@ -69,6 +69,13 @@ def workspace_seed() -> dict[str, int]:
     finally:
         sink.stop()
 
+    from django.apps import apps
+
+    if apps.is_installed("health"):  # a score row for the health admin's pages
+        from health.services import health_scores_recompute
+
+        health_scores_recompute()
+
     gone = EndUser.objects.order_by("-pk").first()
     workspace_object_delete(instance=gone)  # -> a tombstone
     Group.objects.get_or_create(name="Production test group")

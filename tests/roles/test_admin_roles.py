@@ -116,7 +116,13 @@ def test_saving_the_write_key_on_the_page_by_role(client_in_role, configured, ro
 )
 def test_removing_a_metric_on_the_page_by_role(client_in_role, integration, role, status):
     metric = MetricDefinition.objects.create(key="seats")
-    answer = client_in_role(role).post(PAGE, {"action": "delete_metric", "metric_id": metric.pk})
+    answer = client_in_role(role).post(PAGE, {"action": "archive_metric", "metric_id": metric.pk})
+    assert answer.status_code == status
+    metric.refresh_from_db()
+    assert (metric.archived_at is not None) is (status == 302)
+    answer = client_in_role(role).post(
+        PAGE, {"action": "purge_metric", "metric_id": metric.pk, "confirm_values": 0}
+    )
     assert answer.status_code == status
     assert MetricDefinition.objects.filter(pk=metric.pk).exists() is (status == 403)
 

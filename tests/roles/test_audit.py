@@ -157,14 +157,22 @@ def test_metric_definitions_are_recorded_from_page_and_api(admin_client, api_adm
     api_admin.delete(f"/api/metric-definitions/{metric.pk}/")
     api_admin.post("/api/metric-definitions/", {"key": "mau"}, format="json")
     other = MetricDefinition.objects.get(key="mau")
-    admin_client.post(PAGE, {"action": "delete_metric", "metric_id": other.pk})
+    admin_client.post(PAGE, {"action": "archive_metric", "metric_id": other.pk})
+    admin_client.post(PAGE, {"action": "restore_metric", "metric_id": other.pk})
+    admin_client.post(PAGE, {"action": "archive_metric", "metric_id": other.pk})
+    admin_client.post(PAGE, {"action": "purge_metric", "metric_id": other.pk, "confirm_values": 0})
+    api_admin.post(f"/api/metric-definitions/{metric.pk}/purge/", {"confirm_values": 0})
     entries = [(e.action_flag, e.change_message) for e in LogEntry.objects.order_by("pk")]
     assert entries == [
         (ADDITION, "Metric definition 'seats' added (integration page)."),
         (CHANGE, "Metric definition changed (API): Label: Seats → Seats used"),
-        (DELETION, "Metric definition 'seats' deleted with its values (API)."),
+        (CHANGE, "Metric definition 'seats' removed (archived; its values kept) (API)."),
         (ADDITION, "Metric definition 'mau' added (API)."),
+        (CHANGE, "Metric definition 'mau' removed (archived; its values kept) (integration page)."),
+        (CHANGE, "Metric definition 'mau' restored (integration page)."),
+        (CHANGE, "Metric definition 'mau' removed (archived; its values kept) (integration page)."),
         (DELETION, "Metric definition 'mau' deleted with its values (integration page)."),
+        (DELETION, "Metric definition 'seats' deleted with its values (API)."),
     ]
 
 

@@ -66,10 +66,8 @@ def test_metric_series_keeps_last_value_per_day():
     assert len(trends.metric_series) == 1
     series = trends.metric_series[0]
     assert series.label == "Seats"
-    assert dict(series.points) == {
-        (TODAY - dt.timedelta(days=1)).date().isoformat(): 3,
-        TODAY.date().isoformat(): 7,
-    }
+    assert series.values[-2:] == [3, 7]  # yesterday's value, today's last one
+    assert set(series.values[:-2]) == {None}  # a metric's gap is no value, not a zero
 
 
 def test_activity_is_stacked_by_top_actions_with_other():
@@ -79,9 +77,9 @@ def test_activity_is_stacked_by_top_actions_with_other():
     labels = [s.label for s in trends.action_series]
     assert labels[:5] == ["A", "B", "C", "D", "E"]
     assert labels[-1] == "Other"
-    total = sum(v for s in trends.action_series for _, v in s.points)
+    total = sum(v for s in trends.action_series for v in s.values)
     assert total == trends.total_activities == 6 * 2 + 5 * 2 + 4 * 2 + 3 * 2 + 2 * 2 + 7 * 2
-    assert trends.active_per_day[0].points[-1][1] == 6
+    assert trends.active_endusers.values[-1] == 6
     assert trends.top_endusers[0]["total"] == 2 * 7  # the user with most actions, two days
     assert trends.top_endusers[0]["last_day"] == TODAY.date()
 
@@ -110,7 +108,7 @@ def test_range_limits_the_window():
     usage_add(enduser=enduser, day=TODAY.date(), action="New")
     assert company_trends(company=company, days=30).total_activities == 1
     assert company_trends(company=company, days=90).total_activities == 2
-    assert len(company_trends(company=company, days=365).labels) == 365
+    assert len(company_trends(company=company, days=30).buckets.labels) == 30
 
 
 def _trends_queries(company) -> list[str]:
@@ -151,8 +149,9 @@ def test_company_trends_page_renders_charts(admin_client_logged_in):
     assert response.status_code == 200
     html = response.content.decode()
     assert "vendor/chartjs/chart.umd.min.js" in html
-    assert 'id="chart-actions"' in html
+    assert 'id="chart-actions"' in html and 'id="chart-active"' in html
     assert reverse("admin:enduser_trends", args=[enduser.pk]) in html
+    assert 'data-testid="trends-empty"' not in html
     enduser_page = admin_client_logged_in.get(reverse("admin:enduser_trends", args=[enduser.pk]))
     assert enduser_page.status_code == 200
     assert 'id="chart-enduser"' in enduser_page.content.decode()
@@ -188,7 +187,8 @@ def test_enduser_trends_recent_activities():
     rollups_recount()
     trends = enduser_trends(enduser=enduser, days=30)
     assert len(trends.recent) == 4
-    assert sum(v for _, v in trends.per_day[0].points) == 4
+    assert trends.activities.values[-2:] == [2, 2]
+    assert sum(trends.activities.values) == 4
 
 
 def test_an_activated_display_time_zone_never_moves_a_day():
@@ -201,5 +201,84 @@ def test_an_activated_display_time_zone_never_moves_a_day():
     )
     with timezone.override("Pacific/Kiritimati"):
         trends = company_trends(company=company, days=30)
-    assert dict(trends.metric_series[0].points) == {late.date().isoformat(): 9}
-    assert trends.labels[-1] == dt.datetime.now(dt.UTC).date().isoformat()
+    assert trends.metric_series[0].values[-2:] == [9, None]  # yesterday (UTC), not today
+    today = dt.datetime.now(dt.UTC).date()
+    assert trends.buckets.starts[-1] == today
+    assert trends.buckets.labels[-1] == f"{today.isoformat()} (so far)"
+
+
+def test_90_days_are_weeks_and_365_days_are_months_zero_filled_with_the_last_partial():
+    company = CompanyFactory()
+    enduser, other = EndUserFactory(company=company), EndUserFactory(company=company)
+    today = dt.date(2026, 3, 18)  # a Wednesday
+    usage_add(enduser=enduser, day=dt.date(2026, 3, 2), action="A", count=2)  # a Monday
+    usage_add(enduser=enduser, day=dt.date(2026, 3, 8), action="A", count=3)  # that Sunday
+    usage_add(enduser=other, day=dt.date(2026, 3, 17), action="B", count=1)
+    usage_add(enduser=enduser, day=dt.date(2026, 3, 18), action="B", count=4)
+
+    weekly = company_trends(company=company, days=90, today=today)
+    assert weekly.buckets.bucket == "week"
+    starts = weekly.buckets.starts
+    assert starts[0].weekday() == 0 and starts[0] <= today - dt.timedelta(days=89)
+    assert starts[-1] == dt.date(2026, 3, 16) and weekly.buckets.partial_index == len(starts) - 1
+    assert weekly.buckets.labels[-1] == "2026-03-16 (so far)"
+    totals = [sum(s.values[i] for s in weekly.action_series) for i in range(len(starts))]
+    assert totals[-3:] == [5, 0, 5]  # the empty week is a zero, not missing
+    assert weekly.active_endusers.values[-3:] == [1, 0, 2]  # distinct per week, exact
+
+    monthly = company_trends(company=company, days=365, today=today)
+    assert monthly.buckets.bucket == "month"
+    assert monthly.buckets.starts[0] == dt.date(2025, 3, 1)
+    assert monthly.buckets.starts[-1] == dt.date(2026, 3, 1)
+    assert monthly.buckets.labels[-1] == "2026-03 (so far)"
+    assert monthly.active_endusers.values[-2:] == [0, 2]
+    assert sum(s.values[-1] for s in monthly.action_series) == 10
+
+
+def test_each_metric_gets_its_own_series_per_bucket():
+    company = CompanyFactory()
+    seats = MetricDefinition.objects.create(key="seats", label="Seats")
+    storage = MetricDefinition.objects.create(key="storage_gb", label="Storage (GB)")
+    today = dt.date(2026, 3, 18)
+    at = lambda day, hour: dt.datetime.combine(day, dt.time(hour), tzinfo=dt.UTC)  # noqa: E731
+    MetricValue.objects.bulk_create(
+        [
+            MetricValue(
+                company=company,
+                metric=seats,
+                value=10,
+                occurred_at=at(dt.date(2026, 3, 2), 9),
+                message_id="s1",
+            ),
+            MetricValue(
+                company=company,
+                metric=seats,
+                value=12,
+                occurred_at=at(dt.date(2026, 3, 5), 9),
+                message_id="s2",
+            ),
+            MetricValue(
+                company=company,
+                metric=storage,
+                value=5000,
+                occurred_at=at(dt.date(2026, 3, 17), 9),
+                message_id="g1",
+            ),
+        ]
+    )
+    weekly = company_trends(company=company, days=90, today=today)
+    by_label = {s.label: s.values for s in weekly.metric_series}
+    assert by_label["Seats"][-3:] == [12, None, None]  # the week's latest value
+    assert by_label["Storage (GB)"][-3:] == [None, None, 5000]
+
+
+def test_empty_state_says_what_to_do(admin_client_logged_in, integration):
+    company = CompanyFactory(external_id="ACME-9")
+    MetricDefinition.objects.create(key="seats")
+    html = admin_client_logged_in.get(
+        reverse("admin:company_trends", args=[company.pk]) + "?days=90"
+    ).content.decode()
+    assert 'data-testid="trends-empty"' in html
+    assert 'id="chart-actions"' not in html  # one empty state instead of empty charts
+    assert 'groupId: "ACME-9"' in html and "<code>seats</code>" in html
+    assert "Send test event" in html

@@ -15,6 +15,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from ..rejections import rejected_calls_count
 from .auth import integration_cached, signature_valid, token_from_authorization, token_valid
 from .body import BadBody, BodyTooLarge, body_decode, body_parse, body_read
 from .browser import browser_key_valid, browser_messages_ingest, browser_path_allowed
@@ -194,6 +195,8 @@ def _ingest_bounded(request: HttpRequest, *, path_type: str | None, v1: bool) ->
         stored = ingest(items=items, check_each=deep or b"\\u0000" in data)
     except DatabaseError:
         return _unavailable("inbox_store")
+    if stored.rejected:  # counted for the event log (reason only; never a payload)
+        rejected_calls_count(details=[r.detail for r in stored.rejected])
     shown = stored.rejected[:MAX_REJECTED_SHOWN]
     return _json(
         200,

@@ -84,6 +84,7 @@ class Lookups:
     metrics: dict[str, int] = field(default_factory=dict)  # metric key -> definition pk
     # ... while dimension data uses any metric, and creates those not defined yet.
     metrics_any: dict[str, int] = field(default_factory=dict)
+    metrics_archived: set[str] = field(default_factory=set)
 
     def user_find(self, user_key: str | None, email: str | None) -> UserRef | None:
         # The user id wins; the email is used when there is no user id or it is not found.
@@ -179,8 +180,11 @@ def lookups_load(*, events: list[EventFacts], rules: Rules) -> Lookups:
             rows_where_in(Project, ("external_id", "pk"), external_id=project_keys)
         )
     if any(e.type in ("group", DIMENSION) for e in events):
-        for key, pk, source in MetricDefinition.objects.values_list("key", "pk", "source"):
+        rows = MetricDefinition.objects.values_list("key", "pk", "source", "archived_at")
+        for key, pk, source, archived_at in rows:
             lookups.metrics_any[key] = pk
-            if source == MetricSource.SEGMENT:
+            if archived_at is not None:  # removed in the admin: history kept, no new values
+                lookups.metrics_archived.add(key)
+            elif source == MetricSource.SEGMENT:
                 lookups.metrics[key] = pk
     return lookups

@@ -119,6 +119,7 @@ def _decide_group(
     traits = facts.payload.get("traits")
     traits = traits if isinstance(traits, dict) else {}
     outcome = Outcome(status=InboxStatus.PROCESSED)
+    recorded_before = len(result.metric_values)
     for key, metric_id in lookups.metrics.items():
         if key not in traits:
             continue
@@ -136,6 +137,10 @@ def _decide_group(
             )
         elif raw is not None:  # null is simply no value; anything else is worth a note
             outcome.notes.append(f"metric {key!r}: {str(raw)[:60]!r} is not a number")
+    if len(result.metric_values) == recorded_before and not outcome.notes:
+        # Said on the row, so the event log answers "why is my metric not in the chart?"
+        # (a trait name that differs from the key, or a metric removed = archived).
+        outcome.notes.append("no metric recorded: none of its traits is an active metric's key")
     return outcome
 
 
@@ -151,6 +156,9 @@ def _decide_dimension(
     if value is None or not isinstance(key, str) or not key:
         # The door checks both; a row stored otherwise (by hand) says so.
         return Outcome(status=InboxStatus.FAILED, notes=["dimension data without id or value"])
+    if key in lookups.metrics_archived:
+        notes = [f"no metric recorded: metric {key!r} is removed (archived); restore it to record"]
+        return Outcome(status=InboxStatus.PROCESSED, notes=notes)
     target: dict = {}
     model = payload.get("model")
     if model == "EndUser":
