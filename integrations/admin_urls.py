@@ -51,15 +51,36 @@ def time_zone_view(request: HttpRequest) -> HttpResponse:
 
 
 def extra_urls(site) -> list:
-    from usage.trends_views import company_trends_view, enduser_trends_view
+    from usage.trends_views import company_trends_view, enduser_trends_view, object_metrics_view
 
     company_needs = (
         "planhat_segment.view_company",
         "usage.view_activity",
         "usage.view_metricvalue",
     )
-    enduser_needs = ("planhat_segment.view_enduser", "usage.view_activity")
+    enduser_needs = (
+        "planhat_segment.view_enduser",
+        "usage.view_activity",
+        "usage.view_metricvalue",  # the enduser's metric values (dimension data) are shown
+    )
+    metrics_pages = [
+        path(
+            f"planhat_segment/{model}/<int:object_id>/metrics/",
+            site.admin_view(
+                admin_view_permissions(
+                    object_metrics_view,
+                    GET=(f"planhat_segment.view_{model}", "usage.view_metricvalue"),
+                )
+            ),
+            {"model": model},
+            # Named like the model admin's own pages, so tools that walk the admin (the
+            # production test) treat it as one of the model's pages.
+            name=f"planhat_segment_{model}_metrics",
+        )
+        for model in ("asset", "project")
+    ]
     return [
+        *metrics_pages,
         path(
             "planhat_segment/company/<int:company_id>/trends/",
             site.admin_view(admin_view_permissions(company_trends_view, GET=company_needs)),

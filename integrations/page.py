@@ -67,6 +67,7 @@ ACTION_SPOTS = {
     "save_tracking": "tracking",
     "send_test_event": "tracking",
     "rotate_token": "token",
+    "rotate_browser_key": "token",  # the browser key sits under the token (_dropin.html)
     "save_metrics": "metrics",
     "add_metric": "metrics",
     "archive_metric": "metrics",

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from integrations.models import MetricDefinition
 from planhat_segment.models import Company
-from tests.usage.test_processing_support import fixture_rows, inbox_rows, row
+from tests.usage.processing_support import fixture_rows, inbox_rows, row
 from usage.explain import event_explanation
 from usage.models import InboxEvent
 from usage.services import inbox_drain

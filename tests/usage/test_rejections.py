@@ -7,6 +7,7 @@ import json
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from usage.ingest.messages import messages_validate
 from usage.models import InboxEvent, RejectedCallCount
@@ -33,7 +34,9 @@ INVALID = {
 
 @pytest.mark.parametrize("code", sorted(INVALID))
 def test_each_rejection_of_ingest_has_its_reason(code):
-    _accepted, rejected = messages_validate(items=[INVALID[code]], check_each=True)
+    _accepted, rejected = messages_validate(
+        items=[INVALID[code]], received_at=timezone.now(), check_each=True
+    )
     assert [rejection_reason(r.detail) for r in rejected] == [code]
 
 
