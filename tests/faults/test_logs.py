@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import logging.config
 import secrets
 
 import pytest
 import requests
+from django.conf import settings
 
 from planhat_segment.logs import RedactingFilter, redact
 from tests.production.support import (
@@ -61,6 +63,9 @@ def console_output(emit) -> str:
 
 
 def test_error_logs_through_settings_logging_are_redacted():
+    # Other tests (a Celery worker in the test process) may have replaced the root's handlers:
+    # apply the configuration under test again, as Django does at start.
+    logging.config.dictConfig(settings.LOGGING)
     assert any(
         isinstance(f, RedactingFilter) for h in logging.getLogger().handlers for f in h.filters
     )

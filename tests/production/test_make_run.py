@@ -269,6 +269,6 @@ def test_procfile_runs_ingestion_on_a_worker_of_its_own():
         return procfile_command(name).split(" -Q ", 1)[1].split()[0].split(",")
 
     assert queues_of("ingest") == ["ingest"]
-    consumed = queues_of("ingest") + queues_of("worker")
+    consumed = queues_of("ingest") + queues_of("worker") + queues_of("notify")
     assert sorted(consumed) == sorted(q.name for q in settings.CELERY_QUEUES)
     assert "/bin/gunicorn " in procfile_command("web")
