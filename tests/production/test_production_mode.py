@@ -51,6 +51,8 @@ NOT_PAGES = {
     "autocomplete": "the autocomplete widgets' JSON endpoint (needs a field to complete)",
     "view_on_site": "a redirect to an object's public URL",
     "login": "checked signed out (a signed-in user is redirected to the index)",
+    "health_alert_acknowledge": "a POST-only button on an alert (tests/health covers it)",
+    "health_alert_resolve": "a POST-only button on an alert (tests/health covers it)",
 }
 
 
