@@ -82,7 +82,38 @@ def workspace_seed() -> dict[str, int]:
     _beat_schedules_seed()
     company = Company.objects.filter(is_test=False).order_by("pk").first()
     enduser = EndUser.objects.filter(company=company, is_test=False).order_by("pk").first()
+    _alerts_seed(company)
     return {"company_id": company.pk, "enduser_id": enduser.pk}
+
+
+def _alerts_seed(company) -> None:
+    """One rule, alert, webhook, delivery and attempt, so their admin pages are opened."""
+    from django.utils import timezone
+
+    from health.models_alerts import (
+        Alert,
+        AlertRule,
+        AttemptOutcome,
+        Channel,
+        Delivery,
+        DeliveryAttempt,
+        RuleKind,
+        Webhook,
+    )
+
+    hook = Webhook.objects.create(
+        name="Production test hook", url="https://hooks.example.com/x", secret="s" * 32
+    )
+    rule = AlertRule.objects.create(name="Quiet for a week", kind=RuleKind.INACTIVITY, days=7)
+    alert = Alert.objects.create(
+        rule=rule, company=company, day=timezone.now().date(), facts={"days_inactive": 9}
+    )
+    delivery = Delivery.objects.create(
+        alert=alert, channel=Channel.WEBHOOK, webhook=hook, target=hook.url
+    )
+    DeliveryAttempt.objects.create(
+        delivery=delivery, number=1, status_code=500, outcome=AttemptOutcome.TRANSIENT
+    )
 
 
 def _beat_schedules_seed() -> None:
