@@ -90,6 +90,7 @@ class Company(WorkspaceObject):
         max_length=254,
         blank=True,
         default="",
+        db_default="",  # raw bulk inserts (COPY, bulk upserts) that do not name it get ""
         help_text="Who looks after this company: alert rules may notify this address.",
     )
 
