@@ -131,13 +131,31 @@ class InboxEvent(models.Model):
 class Activity(models.Model):
     """Usage: one track / page / screen call bound to an enduser (never edits the enduser)."""
 
-    enduser = models.ForeignKey(EndUser, on_delete=models.CASCADE, related_name="activities")
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="activities")
+    # Every index is written once per activity processing inserts, so each one earns its
+    # place: the enduser's and company's are the composite (…, occurred_at) ones below
+    # (which also serve deletes' cascades), the asset's and project's hold only the rows
+    # that name one, and the message id has its unique constraint and nothing else.
+    enduser = models.ForeignKey(
+        EndUser, on_delete=models.CASCADE, related_name="activities", db_index=False
+    )
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="activities", db_index=False
+    )
     asset = models.ForeignKey(
-        Asset, null=True, blank=True, on_delete=models.SET_NULL, related_name="activities"
+        Asset,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="activities",
+        db_index=False,
     )
     project = models.ForeignKey(
-        Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="activities"
+        Project,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="activities",
+        db_index=False,
     )
     action = models.CharField(max_length=255)
     count = models.PositiveIntegerField(default=1)
@@ -147,14 +165,22 @@ class Activity(models.Model):
     occurred_at = models.DateTimeField()
     received_at = models.DateTimeField()
     properties = models.JSONField(default=dict, blank=True)
-    message_id = models.CharField(max_length=100, unique=True)
+    # A constraint rather than unique=True: that also adds a LIKE index on PostgreSQL.
+    message_id = models.CharField(max_length=100)
 
     class Meta:
         verbose_name_plural = "activities"
         ordering = ["-occurred_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message_id"], name="activity_message_id_unique")
+        ]
         indexes = [
             models.Index(fields=["company", "occurred_at"], name="activity_company_time"),
             models.Index(fields=["enduser", "occurred_at"], name="activity_enduser_time"),
+            models.Index(fields=["asset"], condition=Q(asset__isnull=False), name="activity_asset"),
+            models.Index(
+                fields=["project"], condition=Q(project__isnull=False), name="activity_project"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -282,15 +308,16 @@ class EnduserDay(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["company", "enduser", "day"], name="enduser_day_unique")
+            # In this column order the key also serves windowed reads of one company
+            # (Trends, health figures): a range scan of its days instead of every
+            # enduser-day it ever had, distinct endusers read from the index alone. One
+            # index for both, so processing writes one fewer per row. ``count`` is left out
+            # so its increments stay HOT updates.
+            models.UniqueConstraint(
+                fields=["company", "day", "enduser"], name="enduser_day_company_day_unique"
+            )
         ]
-        indexes = [
-            models.Index(fields=["enduser", "day"], name="enduser_day_enduser"),
-            # Windowed reads of one company (Trends, health figures) range-scan this instead
-            # of every enduser-day the company ever had; enduser_id makes distinct counts
-            # index-only. ``count`` is left out so its increments stay HOT updates.
-            models.Index(fields=["company", "day", "enduser"], name="enduser_day_company_day"),
-        ]
+        indexes = [models.Index(fields=["enduser", "day"], name="enduser_day_enduser")]
 
     def __str__(self) -> str:
         return f"{self.enduser_id}@{self.company_id} {self.day} ×{self.count}"

@@ -19,7 +19,7 @@ from planhat_segment.signals import workspace_objects_changed
 from tests.usage.processing_support import fixture_rows, inbox_rows, row
 from usage.models import Activity, DropReason, InboxEvent, InboxStatus, MetricValue
 from usage.processing import write
-from usage.processing.claim import inbox_claim
+from usage.processing.claim import claim_sql, inbox_claim
 from usage.processing.pipeline import claim_process
 from usage.services import (
     inbox_drain,
@@ -439,6 +439,40 @@ def test_lapsed_claim_finished_late_does_not_overwrite_the_new_claim(integration
 
     assert late.events == 0  # the slow worker no longer holds the row: nothing written twice
     assert Activity.objects.count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # to see the settings end with the claim's transaction
+def test_claim_reads_pending_rows_only_and_commits_asynchronously():
+    """The window goes through ``inbox_pending`` even when statistics say every row is
+    pending (a burst), where the planner preferred the event log's ``received_at`` index
+    and then walked every row processed since the burst began, claim after claim."""
+    now = timezone.now()
+    # 50,000 pending rows of a realistic size (the heap's size decides the plan), 50 a
+    # request, one a second.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO usage_inboxevent (message_id, request_id, type, payload, received_at,"
+            " occurred_at) SELECT 'm-' || g, md5((g / 50)::text)::uuid, 'track',"
+            " json_build_object('type', 'track', 'userId', 'U-' || g, 'padding', repeat('x', 400)),"
+            " %s - make_interval(secs => 50000 - g), %s FROM generate_series(1, 50000) g",
+            [now, now],
+        )
+        cursor.execute("ANALYZE usage_inboxevent")
+    with transaction.atomic():
+        claim = inbox_claim(batch_size=1000)
+        assert claim is not None and len(claim.rows()) == 999  # 49 + 19 × 50; the cut one left
+        with connection.cursor() as cursor:
+            params = {"now": now, "batch": 1000, "pending": "pending", "request": None}
+            cursor.execute("EXPLAIN " + claim_sql(one_request=False), params)
+            plan = "\n".join(line for (line,) in cursor.fetchall())
+            assert "Index Scan using inbox_pending on" in plan, plan
+            assert "received_at_" not in plan, plan
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "off"  # only this transaction: SET LOCAL
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
 
 
 @pytest.mark.postgres
