@@ -20,6 +20,13 @@ import statistics
 import sys
 import time
 
+from .rollup_data import (
+    ENDUSERS_SQL,
+    floor_median_seconds,
+    generation_row,
+    headline_row,
+    rollups_generate,
+)
 from .scratch import run_child, scratch_database
 
 DB_NAME = "bench_alerts"
@@ -39,15 +46,6 @@ INSERT INTO planhat_segment_license (company_id, external_id, product, mrr, curr
 SELECT id, 'L-' || id, 'Pro', (id %% 50) * 100, 'USD', DATE '2025-01-01', 'active',
        '{}'::jsonb, %(created)s, %(created)s
 FROM planhat_segment_company
-"""
-
-ENDUSERS_SQL = """
-INSERT INTO planhat_segment_enduser (company_id, external_id, email, email_normalized,
-    first_name, last_name, name, title, source, is_test, custom, created_at, updated_at)
-SELECT c.id, 'U-' || c.id || '-' || k, 'u' || k || '@c' || c.id || '.bench',
-       'u' || k || '@c' || c.id || '.bench', '', '', '', '', 'segment', false, '{}'::jsonb,
-       %(created)s, %(created)s
-FROM planhat_segment_company c CROSS JOIN generate_series(1, 3) AS g(k)
 """
 
 # Shapes by company id: %% 3 = 1 falls to a fifth in the last 7 days, 2 rises, 0 steady;
@@ -111,18 +109,15 @@ def run(args) -> list[dict]:
         result = run_child("bench.alerts", sizes, db_url=url, timeout=3600)
     median = result["evaluate_median_s"]
     rows = [
-        {
-            "name": (
+        headline_row(
+            name=(
                 f"evaluate {result['companies']:,} companies × 5 rules "
                 f"({result['action_day_rows'] / 1e6:.2f} M action-day rows), median of 3"
             ),
-            "value": median,
-            "unit": "s",
-            "baseline": result["floor_s"],
-            "ratio": round(median / result["floor_s"], 1) if result["floor_s"] else None,
-            "target": f"< {TARGET_S:.0f} s",
-            "ok": median < TARGET_S,
-        },
+            median_s=median,
+            floor_s=result["floor_s"],
+            target_s=TARGET_S,
+        ),
         {
             "name": "idempotent re-run (nothing new to open)",
             "value": result["rerun_s"],
@@ -138,11 +133,7 @@ def run(args) -> list[dict]:
             "value": result["floor_s"],
             "unit": "s",
         },
-        {
-            "name": "generation of the rollups and objects (SQL)",
-            "value": result["generate_s"],
-            "unit": "s",
-        },
+        generation_row(result["generate_s"]),
     ]
     print(
         f"[bench] alerts: runs {result['runs_s']} s; per rule {result['per_rule']}",
@@ -159,7 +150,6 @@ def _child(sizes: dict) -> dict:
     django.setup()
     import datetime as dt
 
-    from django.db import connection
     from django.utils import timezone
 
     from health.alerts import alert_rule_create, alerts_evaluate, webhook_create
@@ -179,10 +169,10 @@ def _child(sizes: dict) -> dict:
         "companies": sizes["companies"],
         "days": sizes["days"],
         "metric": metric.pk,
+        "endusers": 3,
     }
-    started = time.perf_counter()
-    with connection.cursor() as cursor:
-        for sql in (
+    generated = rollups_generate(
+        statements=(
             COMPANIES_SQL,
             LICENSES_SQL,
             ENDUSERS_SQL,
@@ -190,12 +180,9 @@ def _child(sizes: dict) -> dict:
             ENDUSER_DAYS_SQL,
             METRIC_SQL,
             SCORES_SQL,
-        ):
-            cursor.execute(sql, params)
-        cursor.execute("VACUUM ANALYZE")
-        generated = time.perf_counter() - started
-        cursor.execute("SELECT count(*) FROM usage_companyactionday")
-        action_day_rows = cursor.fetchone()[0]
+        ),
+        params=params,
+    )
 
     hook = webhook_create(
         data={"name": "Bench hook", "url": "http://127.0.0.1:9/hook", "secret": "b" * 32}
@@ -231,14 +218,7 @@ def _child(sizes: dict) -> dict:
     )
     alert_rule_create(data={"name": "Red", "kind": "health_band_change", "to_band": "red"})
 
-    def floor() -> float:
-        t0 = time.perf_counter()
-        with connection.cursor() as cursor:
-            cursor.execute(FLOOR_SQL, params)
-            cursor.fetchall()
-        return time.perf_counter() - t0
-
-    floor_s = statistics.median(floor() for _ in range(3))
+    floor_s = floor_median_seconds(sql=FLOOR_SQL, params=params)
     runs, summary = [], None
     for _ in range(sizes["runs"]):
         # From no alerts each time (outside the timing): every run opens the same alerts.
@@ -253,8 +233,8 @@ def _child(sizes: dict) -> dict:
     assert rerun.opened == 0, "an idempotent re-run opened alerts"
     return {
         "companies": sizes["companies"],
-        "action_day_rows": action_day_rows,
-        "generate_s": round(generated, 1),
+        "action_day_rows": generated.action_day_rows,
+        "generate_s": round(generated.seconds, 1),
         "floor_s": round(floor_s, 3),
         "runs_s": runs,
         "evaluate_median_s": statistics.median(runs),

@@ -18,6 +18,13 @@ import statistics
 import sys
 import time
 
+from .rollup_data import (
+    ENDUSERS_SQL,
+    floor_median_seconds,
+    generation_row,
+    headline_row,
+    rollups_generate,
+)
 from .scratch import run_child, scratch_database
 
 DB_NAME = "bench_health"
@@ -37,15 +44,6 @@ INSERT INTO planhat_segment_license (company_id, external_id, product, mrr, curr
 SELECT id, 'L-' || id, 'Pro', (id %% 50) * 100, CASE WHEN id %% 7 = 0 THEN 'EUR' ELSE 'USD' END,
        DATE '2025-01-01', 'active', '{}'::jsonb, %(now)s, %(now)s
 FROM planhat_segment_company
-"""
-
-ENDUSERS_SQL = """
-INSERT INTO planhat_segment_enduser (company_id, external_id, email, email_normalized,
-    first_name, last_name, name, title, source, is_test, custom, created_at, updated_at)
-SELECT c.id, 'U-' || c.id || '-' || k, 'u' || k || '@c' || c.id || '.bench',
-       'u' || k || '@c' || c.id || '.bench', '', '', '', '', 'segment', false, '{}'::jsonb,
-       %(now)s, %(now)s
-FROM planhat_segment_company c CROSS JOIN generate_series(1, %(endusers)s) AS g(k)
 """
 
 # Three usage shapes by company id: steady, falling (last 30 days at a fifth), rising.
@@ -96,18 +94,15 @@ def run(args) -> list[dict]:
         result = run_child("bench.health", sizes, db_url=url, timeout=3600)
     median = result["recompute_median_s"]
     rows = [
-        {
-            "name": (
+        headline_row(
+            name=(
                 f"recompute {result['companies']:,} companies "
                 f"({result['action_day_rows'] / 1e6:.2f} M action-day rows), median of 3"
             ),
-            "value": median,
-            "unit": "s",
-            "baseline": result["floor_s"],
-            "ratio": round(median / result["floor_s"], 1) if result["floor_s"] else None,
-            "target": f"< {TARGET_S:.0f} s",
-            "ok": median < TARGET_S,
-        },
+            median_s=median,
+            floor_s=result["floor_s"],
+            target_s=TARGET_S,
+        ),
         {
             "name": "recompute runs (first inserts, then updates)",
             "value": max(result["runs_s"]),
@@ -118,11 +113,7 @@ def run(args) -> list[dict]:
             "value": result["floor_s"],
             "unit": "s",
         },
-        {
-            "name": "generation of the rollups and objects (SQL)",
-            "value": result["generate_s"],
-            "unit": "s",
-        },
+        generation_row(result["generate_s"]),
     ]
     print(f"[bench] health: runs {result['runs_s']} s; bands {result['bands']}", file=sys.stderr)
     return rows
@@ -133,7 +124,6 @@ def _child(sizes: dict) -> dict:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "planhat_segment.settings")
     django.setup()
-    from django.db import connection
     from django.utils import timezone
 
     from health.services import health_defaults_ensure, health_scores_recompute
@@ -141,37 +131,27 @@ def _child(sizes: dict) -> dict:
 
     health_defaults_ensure()
     today = utc_today()
+    now = timezone.now()
     params = {
-        "now": timezone.now(),
+        "now": now,
+        "created": now,
         "today": today,
         "companies": sizes["companies"],
         "days": sizes["days"],
         "endusers": sizes["endusers"],
     }
-    started = time.perf_counter()
-    with connection.cursor() as cursor:
-        for sql in (
+    generated = rollups_generate(
+        statements=(
             COMPANIES_SQL,
             LICENSES_SQL,
             ENDUSERS_SQL,
             ACTION_DAYS_SQL,
             ENDUSER_DAYS_SQL,
             LAST_ACTIVITY_SQL,
-        ):
-            cursor.execute(sql, params)
-        cursor.execute("VACUUM ANALYZE")
-        generated = time.perf_counter() - started
-        cursor.execute("SELECT count(*) FROM usage_companyactionday")
-        action_day_rows = cursor.fetchone()[0]
-
-    def floor() -> float:
-        t0 = time.perf_counter()
-        with connection.cursor() as cursor:
-            cursor.execute(FLOOR_SQL, params)
-            cursor.fetchall()
-        return time.perf_counter() - t0
-
-    floor_s = statistics.median(floor() for _ in range(3))
+        ),
+        params=params,
+    )
+    floor_s = floor_median_seconds(sql=FLOOR_SQL, params=params)
     runs = []
     summary = None
     for _ in range(sizes["runs"]):
@@ -180,8 +160,8 @@ def _child(sizes: dict) -> dict:
         runs.append(round(time.perf_counter() - t0, 2))
     return {
         "companies": summary.companies,
-        "action_day_rows": action_day_rows,
-        "generate_s": round(generated, 1),
+        "action_day_rows": generated.action_day_rows,
+        "generate_s": round(generated.seconds, 1),
         "floor_s": round(floor_s, 3),
         "runs_s": runs,
         "recompute_median_s": statistics.median(runs),

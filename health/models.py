@@ -68,6 +68,22 @@ FIXED_CONDITIONS = {Condition.LT, Condition.GT, Condition.EQ, Condition.NE}
 LINEAR_CONDITIONS = {Condition.LINEAR, Condition.LINEAR_BOUNDED}
 
 
+def min_mrr_field(*, help_text: str) -> models.DecimalField:
+    """The "minimum MRR" filter of profiles and alert rules: an amount, never negative.
+
+    One definition, so a profile's filter and a rule's scope take the same amounts.
+    """
+    return models.DecimalField(
+        "minimum MRR",
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text=help_text,
+    )
+
+
 class HealthProfile(models.Model):
     """Which factors score a company. The first profile (by order) whose filter matches a
     company applies; the default profile applies to every company no other profile takes."""
@@ -82,15 +98,9 @@ class HealthProfile(models.Model):
         help_text="The profile for every company that no other profile matches. Exactly one.",
     )
     # Filter (ignored on the default profile). Every filter that is set must match.
-    min_mrr = models.DecimalField(
-        "minimum MRR",
-        max_digits=14,
-        decimal_places=2,
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(Decimal("0"))],
+    min_mrr = min_mrr_field(
         help_text="Applies to companies whose MRR (active licenses, converted to the "
-        "profile's currency) is at least this.",
+        "profile's currency) is at least this."
     )
     custom_field = models.CharField(
         max_length=120,
@@ -142,23 +152,28 @@ class HealthProfile(models.Model):
         return Band.RED
 
     def clean(self) -> None:
-        from .validation import profile_problems
+        from .validation import PROFILE_CHECKED_FIELDS, profile_problems
 
-        problems = profile_problems(
-            {
-                "currency": self.currency,
-                "currency_rates": self.currency_rates,
-                "green_min": self.green_min,
-                "amber_min": self.amber_min,
-                "custom_field": self.custom_field,
-                "custom_value": self.custom_value,
-                "is_default": self.is_default,
-                "min_mrr": self.min_mrr,
-            }
-        )
+        problems = profile_problems({f: getattr(self, f) for f in PROFILE_CHECKED_FIELDS})
         if problems:
             raise ValidationError(problems)
         self.currency = self.currency.upper()
+
+
+# A profile's own fields, as the API and the profile service take them (factors aside).
+PROFILE_FIELDS = (
+    "name",
+    "description",
+    "order",
+    "is_default",
+    "min_mrr",
+    "custom_field",
+    "custom_value",
+    "currency",
+    "currency_rates",
+    "green_min",
+    "amber_min",
+)
 
 
 class HealthFactor(models.Model):

@@ -12,11 +12,8 @@ Imported by ``health.models`` (one line at its end), so Django finds these model
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -24,7 +21,7 @@ from django.utils import timezone
 from integrations.models import MetricDefinition
 from planhat_segment.models import Company
 
-from .models import Band
+from .models import Band, min_mrr_field
 
 
 class RuleKind(models.TextChoices):
@@ -59,6 +56,17 @@ ALL_PARAMETERS = (
     "metric",
     "operator",
     "to_band",
+)
+# A rule's own fields, as the rule service takes them (webhooks aside).
+RULE_FIELDS = (
+    "name",
+    "kind",
+    "enabled",
+    "cooldown_hours",
+    "min_mrr",
+    "email_recipients",
+    "notify_owner",
+    *ALL_PARAMETERS,
 )
 
 
@@ -109,15 +117,9 @@ class AlertRule(models.Model):
         "for that company for this many hours.",
     )
     # Scope.
-    min_mrr = models.DecimalField(
-        "minimum MRR",
-        max_digits=14,
-        decimal_places=2,
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(Decimal("0"))],
+    min_mrr = min_mrr_field(
         help_text="Only companies whose MRR (active licenses, in the default health "
-        "profile's currency) is at least this. Empty = every company.",
+        "profile's currency) is at least this. Empty = every company."
     )
     # Routing.
     email_recipients = models.JSONField(
@@ -184,18 +186,9 @@ class AlertRule(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from .alerts.validation import rule_problems
+        from .alerts.validation import rule_object_problems
 
-        values = {name: getattr(self, name) for name in ALL_PARAMETERS if name != "metric"}
-        values |= {
-            "name": self.name,
-            "kind": self.kind,
-            "cooldown_hours": self.cooldown_hours,
-            "min_mrr": self.min_mrr,
-            "email_recipients": self.email_recipients,
-            "metric": self.metric_id,
-        }
-        problems = rule_problems(values)
+        problems = rule_object_problems(self)
         if problems:
             raise ValidationError(problems)
 

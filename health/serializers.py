@@ -6,8 +6,8 @@ from rest_framework import serializers
 
 from integrations.models import MetricDefinition
 
-from .models import FACTOR_FIELDS, HealthFactor, HealthProfile, HealthScore
-from .validation import factor_problems, profile_problems
+from .models import FACTOR_FIELDS, PROFILE_FIELDS, HealthFactor, HealthProfile, HealthScore
+from .validation import PROFILE_CHECKED_FIELDS, factor_problems, profile_problems
 
 
 class HealthFactorSerializer(serializers.ModelSerializer):
@@ -44,23 +44,7 @@ class HealthProfileSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = HealthProfile
-        fields = (
-            "id",
-            "name",
-            "description",
-            "order",
-            "is_default",
-            "min_mrr",
-            "custom_field",
-            "custom_value",
-            "currency",
-            "currency_rates",
-            "green_min",
-            "amber_min",
-            "factors",
-            "created_at",
-            "updated_at",
-        )
+        fields = ("id", *PROFILE_FIELDS, "factors", "created_at", "updated_at")
         read_only_fields = ("id", "created_at", "updated_at")
 
     def validate(self, attrs):
@@ -69,19 +53,7 @@ class HealthProfileSerializer(serializers.ModelSerializer):
             current = {f: getattr(self.instance, f) for f in self.Meta.fields if f != "factors"}
         merged = current | attrs
         merged.setdefault("is_default", False)
-        checked = {
-            k: merged.get(k)
-            for k in (
-                "currency",
-                "currency_rates",
-                "green_min",
-                "amber_min",
-                "custom_field",
-                "custom_value",
-                "is_default",
-                "min_mrr",
-            )
-        }
+        checked = {k: merged.get(k) for k in PROFILE_CHECKED_FIELDS}
         problems = profile_problems(
             {k: v for k, v in checked.items() if v is not None or k == "min_mrr"}
         )

@@ -12,6 +12,7 @@ from integrations.models import MetricDefinition
 
 from .models import Band
 from .models_alerts import (
+    ALL_PARAMETERS,
     Alert,
     AlertRule,
     Delivery,
@@ -63,15 +64,7 @@ class AlertRuleSerializer(serializers.ModelSerializer):
             "email_recipients",
             "webhooks",
             "notify_owner",
-            "drop_percent",
-            "window_days",
-            "baseline_periods",
-            "action",
-            "days",
-            "threshold",
-            "metric",
-            "operator",
-            "to_band",
+            *ALL_PARAMETERS,
             "active_alerts",
             "last_evaluated_at",
             "created_at",

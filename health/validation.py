@@ -21,6 +21,17 @@ from .models import (
     Figure,
 )
 
+# The profile fields profile_problems reads (the model's clean and the API check these).
+PROFILE_CHECKED_FIELDS = (
+    "currency",
+    "currency_rates",
+    "green_min",
+    "amber_min",
+    "custom_field",
+    "custom_value",
+    "is_default",
+    "min_mrr",
+)
 CONDITION_WORDS = dict(Condition.choices)
 FIGURE_WORDS = dict(Figure.choices)
 

@@ -192,42 +192,37 @@ def _metric_id(request: HttpRequest) -> int | None:
         return None
 
 
-def _archive_metric(request: HttpRequest, integration: IntegrationSettings):
+def _set_metric_archived(request: HttpRequest, *, archived: bool):
+    """Archive (remove, values kept) or restore the posted metric: one flow, two services."""
     metric_id = _metric_id(request)
     if metric_id is None:
         return HttpResponseRedirect(page_url())
+    change = metric_definition_archive if archived else metric_definition_restore
     with transaction.atomic():
-        metric = metric_definition_archive(metric_id=metric_id)
+        metric = change(metric_id=metric_id)
         if metric is not None:
             metric_definition_archive_record(
-                user=request.user, metric=metric, archived=True, via=VIA
+                user=request.user, metric=metric, archived=archived, via=VIA
             )
     if metric is None:
         messages.error(request, "This metric no longer exists.")
-    else:
+    elif archived:
         messages.success(
             request,
             f"Metric '{metric.key}' removed: new values are no longer recorded, and its stored "
             "values are kept. Restore it from “Archived metrics” below.",
         )
-    return HttpResponseRedirect(page_url())
-
-
-def _restore_metric(request: HttpRequest, integration: IntegrationSettings):
-    metric_id = _metric_id(request)
-    if metric_id is None:
-        return HttpResponseRedirect(page_url())
-    with transaction.atomic():
-        metric = metric_definition_restore(metric_id=metric_id)
-        if metric is not None:
-            metric_definition_archive_record(
-                user=request.user, metric=metric, archived=False, via=VIA
-            )
-    if metric is None:
-        messages.error(request, "This metric no longer exists.")
     else:
         messages.success(request, f"Metric '{metric.key}' restored: new values are recorded.")
     return HttpResponseRedirect(page_url())
+
+
+def _archive_metric(request: HttpRequest, integration: IntegrationSettings):
+    return _set_metric_archived(request, archived=True)
+
+
+def _restore_metric(request: HttpRequest, integration: IntegrationSettings):
+    return _set_metric_archived(request, archived=False)
 
 
 def _purge_metric(request: HttpRequest, integration: IntegrationSettings):

@@ -58,6 +58,23 @@ def _push(request: HttpRequest, via: str) -> None:
     messages.success(request, f"Push to Segment started (run {run.pk}); refresh to follow it.")
 
 
+# What a run's page shows, every field read-only: the run first, then its internals.
+SYNC_RUN_FIELDS = (
+    "started",
+    "finished",
+    "duration_display",
+    "trigger",
+    "status",
+    "full",
+    "synced_models",
+    "objects_synced",
+    "errors",
+    "error",
+    "failed_objects_display",
+)
+SYNC_RUN_INTERNAL_FIELDS = ("lease", "heartbeat")
+
+
 @admin.register(SyncRun)
 class SyncRunAdmin(_ReadOnly, admin.ModelAdmin):
     list_display = (
@@ -74,42 +91,11 @@ class SyncRunAdmin(_ReadOnly, admin.ModelAdmin):
     inlines = [SyncModelResultInline]
     actions = ["push_data_to_segment"]
     fieldsets = (
-        (
-            None,
-            {
-                "fields": (
-                    "started",
-                    "finished",
-                    "duration_display",
-                    "trigger",
-                    "status",
-                    "full",
-                    "synced_models",
-                    "objects_synced",
-                    "errors",
-                    "error",
-                    "failed_objects_display",
-                )
-            },
-        ),
+        (None, {"fields": SYNC_RUN_FIELDS}),
         # The lease is the worker's business: out of the way, for whoever debugs a stuck run.
-        ("Internals", {"classes": ("collapse",), "fields": ("lease", "heartbeat")}),
+        ("Internals", {"classes": ("collapse",), "fields": SYNC_RUN_INTERNAL_FIELDS}),
     )
-    readonly_fields = (
-        "started",
-        "finished",
-        "duration_display",
-        "trigger",
-        "status",
-        "full",
-        "synced_models",
-        "objects_synced",
-        "errors",
-        "error",
-        "failed_objects_display",
-        "lease",
-        "heartbeat",
-    )
+    readonly_fields = (*SYNC_RUN_FIELDS, *SYNC_RUN_INTERNAL_FIELDS)
 
     @admin.display(description="Started", ordering="started_at")
     def started(self, obj: SyncRun) -> str:

@@ -16,26 +16,17 @@ from ..models_alerts import (
     ACTIVE_STATUSES,
     ALL_PARAMETERS,
     KIND_PARAMETERS,
+    RULE_FIELDS,
     Alert,
     AlertRule,
     AlertStatus,
     Resolution,
     Webhook,
 )
-from .validation import rule_problems, webhook_problems
+from .validation import rule_object_problems, webhook_problems
 
 logger = logging.getLogger(__name__)
 
-RULE_FIELDS = (
-    "name",
-    "kind",
-    "enabled",
-    "cooldown_hours",
-    "min_mrr",
-    "email_recipients",
-    "notify_owner",
-    *ALL_PARAMETERS,
-)
 EMPTY = {"action": "", "operator": "", "to_band": ""}  # blank text; other parameters: None
 
 
@@ -90,9 +81,7 @@ def _apply(rule: AlertRule, data: dict[str, Any], *, creating: bool) -> None:
 
 
 def _check(rule: AlertRule) -> None:
-    values = {name: getattr(rule, name) for name in RULE_FIELDS if name != "metric"}
-    values["metric"] = rule.metric_id
-    problems = rule_problems(values)
+    problems = rule_object_problems(rule)
     if rule.metric_id and not MetricDefinition.objects.filter(pk=rule.metric_id).exists():
         problems["metric"] = "No such metric."
     if (

@@ -20,7 +20,14 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from ..models import Band
-from ..models_alerts import KIND_PARAMETERS, OPTIONAL_PARAMETERS, Operator, RuleKind
+from ..models_alerts import (
+    KIND_PARAMETERS,
+    OPTIONAL_PARAMETERS,
+    RULE_FIELDS,
+    AlertRule,
+    Operator,
+    RuleKind,
+)
 
 KIND_WORDS = dict(RuleKind.choices)
 PARAMETER_WORDS = {
@@ -176,6 +183,16 @@ def rule_problems(values: dict[str, Any]) -> dict[str, str]:
     if problem:
         problems["email_recipients"] = problem
     return problems
+
+
+def rule_object_problems(rule: AlertRule) -> dict[str, str]:
+    """``rule_problems`` of a rule object as it stands, its metric by id (nothing is fetched).
+
+    The model's ``clean`` (admin) and the rule service (API) both check a rule this way.
+    """
+    values = {name: getattr(rule, name) for name in RULE_FIELDS if name != "metric"}
+    values["metric"] = rule.metric_id
+    return rule_problems(values)
 
 
 # --- Webhooks --------------------------------------------------------------------------------

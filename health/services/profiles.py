@@ -8,25 +8,11 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from ..models import FACTOR_FIELDS, HealthFactor, HealthProfile
+from ..models import FACTOR_FIELDS, PROFILE_FIELDS, HealthFactor, HealthProfile
 from ..validation import factor_problems, profile_problems
 from .queue import health_recompute_queue
 
 logger = logging.getLogger(__name__)
-
-PROFILE_FIELDS = (
-    "name",
-    "description",
-    "order",
-    "is_default",
-    "min_mrr",
-    "custom_field",
-    "custom_value",
-    "currency",
-    "currency_rates",
-    "green_min",
-    "amber_min",
-)
 
 
 def _check(profile: HealthProfile, factors: list[dict[str, Any]] | None) -> None:

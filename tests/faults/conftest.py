@@ -1,4 +1,6 @@
-"""Fixtures of the fault tests: the ingest ones of tests/usage, and a TCP proxy the test owns."""
+"""Fixtures of the fault tests: the ingest ones of tests/usage, the push's Segment sink of
+tests/warehouse_sync, and a TCP proxy the test owns.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import pytest
 
 from tests.faults.proxy import FaultProxy
 from tests.usage.conftest import _ingest_settings_cache_cleared, auth, token  # noqa: F401
+from tests.warehouse_sync.conftest import sink  # noqa: F401
 
 
 @pytest.fixture

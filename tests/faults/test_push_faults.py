@@ -27,13 +27,6 @@ from warehouse_sync.services import ledger as ledger_module
 from warehouse_sync.services import runs, sync_run_execute, sync_run_start, sync_runs_reap_lapsed
 
 
-@pytest.fixture
-def sink():
-    server = Sink().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(autouse=True)
 def _fast_push(settings):
     settings.WAREHOUSE_PUSH_MAX_EVENTS_PER_SECOND = 0

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
 from ...alerts import alerts_evaluate
 from ...models_alerts import AlertRule
 from ...notifications import alerts_evaluate_queue, deliveries_send_due
+from ..options import utc_day_option
 
 
 class Command(BaseCommand):
@@ -37,10 +36,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, day: str | None, rule: list[str], queue: bool, send: bool, **options):
-        try:
-            when = dt.date.fromisoformat(day) if day else None
-        except ValueError as exc:
-            raise CommandError(f"--day must be a date like 2026-03-15; got {day!r}.") from exc
+        when = utc_day_option(day)
         ids = self._rules(rule) if rule else None
         if queue:
             if ids is not None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
 from planhat_segment.models import Company
 
 from ...services import health_recompute_queue, health_scores_recompute
+from ..options import utc_day_option
 
 
 class Command(BaseCommand):
@@ -31,10 +30,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, day: str | None, company: list[str], queue: bool, **options):
-        try:
-            when = dt.date.fromisoformat(day) if day else None
-        except ValueError as exc:
-            raise CommandError(f"--day must be a date like 2026-03-15; got {day!r}.") from exc
+        when = utc_day_option(day)
         ids = self._companies(company) if company else None
         if queue:
             health_recompute_queue(company_ids=ids, day=when)
