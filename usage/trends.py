@@ -139,9 +139,7 @@ def company_trends(
     if company.is_test:
         return trends
     first, last = buckets.first, today or rollups.utc_today()
-    trends.metric_series = _metric_series(
-        values=MetricValue.objects.filter(company=company), buckets=buckets
-    )
+    trends.metric_series = _metric_series(owner="company", owner_id=company.pk, buckets=buckets)
 
     # One read of the (day, action) rows serves the totals and the stacked series.
     rows = rollups.company_action_day_rows(company_id=company.pk, first=first, last=last)
@@ -158,17 +156,10 @@ def company_trends(
     order = top + (["Other"] if "Other" in by_action else [])
     trends.action_series = [Series(action, by_action[action]) for action in order]
 
-    if buckets.bucket == "month":
-        active = rollups.company_active_enduser_series(
-            company_id=company.pk, first=first, last=last, period="month"
-        )
-        trends.top_endusers = rollups.company_top_endusers(
-            company_id=company.pk, first=first, last=last
-        )
-    else:
-        figures = rollups.company_enduser_activity(company_id=company.pk, first=first, last=last)
-        active = figures.per_day if buckets.bucket == "day" else figures.per_week
-        trends.top_endusers = figures.top
+    figures = rollups.company_enduser_activity(
+        company_id=company.pk, first=first, last=last, period=buckets.bucket
+    )
+    active, trends.top_endusers = figures.per_period, figures.top
     values = _zeros(buckets)
     for start, users in active:
         position = buckets.index(start)
@@ -178,25 +169,49 @@ def company_trends(
     return trends
 
 
-def _metric_series(*, values, buckets: Buckets) -> list[Series]:
+# Each metric's last value in each bucket, one index probe per (metric, bucket) through
+# the owner's (owner, metric, occurred_at) index, instead of sorting every value of the range
+# (a year of hourly values: 26,000 rows sorted, 23 ms, for 39 answers).
+_LAST_PER_BUCKET_SQL = """
+SELECT b.start, m.metric_id, v.value
+FROM (
+    SELECT DISTINCT metric_id FROM usage_metricvalue
+    WHERE {owner} = %(owner)s AND occurred_at >= (%(starts)s::timestamptz[])[1]
+) m
+CROSS JOIN unnest(%(starts)s::timestamptz[], %(stops)s::timestamptz[]) AS b(start, stop)
+CROSS JOIN LATERAL (
+    SELECT value FROM usage_metricvalue
+    WHERE {owner} = %(owner)s AND metric_id = m.metric_id
+      AND occurred_at >= b.start AND occurred_at < b.stop
+    ORDER BY occurred_at DESC, id DESC
+    LIMIT 1
+) v
+"""
+
+
+def _metric_series(*, owner: str, owner_id: int, buckets: Buckets) -> list[Series]:
     """Each metric's last value per bucket (the value of the bucket's latest day that has
     one); None where a bucket had none: a metric's gap is not a zero.
 
-    ``values``: the MetricValue rows of one object (company, enduser, asset or project).
+    ``owner``: which object (``company``, ``enduser``, ``asset`` or ``project``), by id.
     """
-    values = values.filter(occurred_at__gte=rollups.day_start(buckets.first))
+    values = MetricValue.objects.filter(
+        **{f"{owner}_id": owner_id, "occurred_at__gte": rollups.day_start(buckets.first)}
+    )
     day = TruncDate("occurred_at", tzinfo=UTC)
     points: dict[int, dict[dt.date, float]] = defaultdict(dict)
     if connection.vendor == "postgresql":
-        # One pass: DISTINCT ON keeps the latest row of each (metric, day).
-        rows = (
-            values.annotate(day=day)
-            .order_by("metric_id", "day", "-occurred_at", "-id")
-            .distinct("metric_id", "day")
-            .values_list("metric_id", "day", "value")
-        )
-        for metric_id, when, value in rows:
-            points[metric_id][when] = value
+        stops = [*buckets.starts[1:], _next(buckets.starts[-1], buckets.bucket)]
+        params = {
+            "owner": owner_id,
+            "starts": [rollups.day_start(d) for d in buckets.starts],
+            "stops": [rollups.day_start(d) for d in stops],
+        }
+        with connection.cursor() as cursor:
+            column = MetricValue._meta.get_field(owner).column  # a name, never input
+            cursor.execute(_LAST_PER_BUCKET_SQL.format(owner=column), params)
+            for start, metric_id, value in cursor.fetchall():
+                points[metric_id][start.astimezone(UTC).date()] = value
     else:
         last_per_day = values.values("metric_id", day=day).annotate(last_at=Max("occurred_at"))
         last_at = {(r["metric_id"], r["day"]): r["last_at"] for r in last_per_day}
@@ -290,7 +305,7 @@ def object_metrics(*, obj: EndUser | Asset | Project, days: int = 30) -> ObjectM
     values = MetricValue.objects.filter(**{field_name: obj})
     return ObjectMetrics(
         buckets=buckets,
-        metric_series=_metric_series(values=values, buckets=buckets),
+        metric_series=_metric_series(owner=field_name, owner_id=obj.pk, buckets=buckets),
         latest=_latest(values),
     )
 
@@ -321,6 +336,6 @@ def enduser_trends(
         buckets=buckets,
         activities=Series("Activities", values),
         recent=recent,
-        metric_series=_metric_series(values=values_of_enduser, buckets=buckets),
+        metric_series=_metric_series(owner="enduser", owner_id=enduser.pk, buckets=buckets),
         latest_metrics=_latest(values_of_enduser),
     )

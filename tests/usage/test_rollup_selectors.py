@@ -234,15 +234,15 @@ def test_one_pass_enduser_activity_equals_the_separate_selectors():
             usage_add(enduser=enduser, day=_day(n), count=i + 1)
     usage_add(enduser=EndUserFactory(), day=_day(3))  # another company: left out
     first, last = _day(35), TODAY
-    one = sel.company_enduser_activity(company_id=company.pk, first=first, last=last, limit=4)
-    assert one.per_day == sel.company_active_enduser_series(
-        company_id=company.pk, first=first, last=last
-    )
-    assert one.per_week == sel.company_active_enduser_series(
-        company_id=company.pk, first=first, last=last, period="week"
-    )
-    assert one.top == sel.company_top_endusers(
-        company_id=company.pk, first=first, last=last, limit=4
-    )
-    assert len(one.top) == 4
-    assert one.per_week[-1][1] == 6
+    for period in ("day", "week", "month"):
+        one = sel.company_enduser_activity(
+            company_id=company.pk, first=first, last=last, period=period, limit=4
+        )
+        assert one.per_period == sel.company_active_enduser_series(
+            company_id=company.pk, first=first, last=last, period=period
+        ), period
+        assert one.top == sel.company_top_endusers(
+            company_id=company.pk, first=first, last=last, limit=4
+        )
+        assert len(one.top) == 4
+    assert one.per_period[-1][1] == 6  # the month: all six endusers
