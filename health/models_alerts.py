@@ -57,16 +57,17 @@ ALL_PARAMETERS = (
     "operator",
     "to_band",
 )
-# A rule's own fields, as the rule service takes them (webhooks aside).
+# A rule's own fields, as the rule service takes them and the admin form shows them
+# (webhooks aside).
 RULE_FIELDS = (
     "name",
     "kind",
     "enabled",
     "cooldown_hours",
     "min_mrr",
+    *ALL_PARAMETERS,
     "email_recipients",
     "notify_owner",
-    *ALL_PARAMETERS,
 )
 
 

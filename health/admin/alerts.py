@@ -38,7 +38,7 @@ from ..alerts import (
 from ..models import Band, HealthScore
 from ..models_alerts import (
     ACTIVE_STATUSES,
-    ALL_PARAMETERS,
+    RULE_FIELDS,
     Alert,
     AlertRule,
     AlertStatus,
@@ -334,17 +334,7 @@ class AlertRuleForm(forms.ModelForm):
 
     class Meta:
         model = AlertRule
-        fields = (
-            "name",
-            "kind",
-            "enabled",
-            "cooldown_hours",
-            "min_mrr",
-            *ALL_PARAMETERS,
-            "email_recipients",
-            "notify_owner",
-            "webhooks",
-        )
+        fields = (*RULE_FIELDS, "webhooks")
         widgets = {"action": forms.TextInput(attrs={"size": 40})}
 
 
