@@ -9,7 +9,8 @@ views added) on 127.0.0.1 and drives it from a separate load process (bench/inge
 (b) single events to ``/v1/track`` vs ``/bench/insert`` (one INSERT): max requests/s
     (target ≥ 0.8×), then p50/p99 latency at half the endpoint's max rate (p99 < 50 ms).
 (c) 1,000-activity bodies to Planhat's ``/analytics/bulk/<token>``: activities/s, against
-    the ``/v1/batch`` figure of the same run (target ≥ 0.8×).
+    ``/v1/batch`` measured right before or after it, three such pairs (the second and third
+    shorter, the other endpoint first); the median of the pairs' ratios (target ≥ 0.8×).
 (d) memory: the peak RSS growth of one gunicorn worker answering one worst-case body of up
     to 32 MB (each shape in a fresh worker): tiny items (refused before parsing by
     ``INGEST_MAX_JSON_VALUES``), invalid items just under the caps (parsed, rejected, the
@@ -27,6 +28,7 @@ import base64
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -313,6 +315,13 @@ def run(args) -> list[dict]:
         batch_base = load("/bench/copy", "batch", 4, seconds)
         # Right after /v1/batch, so both see the machine in the same state.
         planhat = load(planhat_path, "planhat_bulk", 4, seconds)
+        # The ratio drifts with the host (measured: 0.68 and 0.89 in two runs minutes apart),
+        # so two more adjacent pairs, each starting with the other endpoint; the median of
+        # the three pairs' ratios is reported.
+        pairs = [(batch, planhat)]
+        for _ in range(2):
+            extra_planhat = load(planhat_path, "planhat_bulk", 4, seconds / 2)
+            pairs.append((load("/v1/batch", "batch", 4, seconds / 2), extra_planhat))
         single = load("/v1/track", "single", 16, seconds)
         single_base = load("/bench/insert", "single", 16, seconds)
         single_rps = single["requests"] / single["elapsed"]
@@ -341,8 +350,12 @@ def run(args) -> list[dict]:
     answered = sum(r["accepted"] for r in ours)
     all_200 = all(r["status"].keys() <= {"200"} and not r["errors"] for r in ours)
     batch_ratio = batch_eps / batch_base_eps if batch_base_eps else 0.0
-    planhat_eps = planhat["accepted"] / planhat["elapsed"]
-    planhat_ratio = planhat_eps / batch_eps if batch_eps else 0.0
+    pair_ratios = sorted(
+        (p["accepted"] / p["elapsed"]) / (b["accepted"] / b["elapsed"]) for b, p in pairs
+    )
+    planhat_ratio = statistics.median(pair_ratios)
+    planhat_eps = statistics.median(p["accepted"] / p["elapsed"] for _, p in pairs)
+    pair_batch_eps = statistics.median(b["accepted"] / b["elapsed"] for b, _ in pairs)
     single_ratio = single_rps / base_rps if base_rps else 0.0
     worker = os.environ.get("BENCH_INGEST_WORKER_CLASS", "gthread")
     worst = max(memory, key=lambda r: r["peak_growth_mb"])
@@ -372,9 +385,10 @@ def run(args) -> list[dict]:
             "name": f"bulk of {BATCH_SIZE} activities to /analytics/bulk (Planhat)",
             "value": round(planhat_eps, 1),
             "unit": "activities/s",
-            "baseline": round(batch_eps, 1),
-            "baseline_name": "/v1/batch events/s, same run",
+            "baseline": round(pair_batch_eps, 1),
+            "baseline_name": "/v1/batch events/s, adjacent runs (median of 3)",
             "ratio": round(planhat_ratio, 3),
+            "pair_ratios": [round(r, 3) for r in pair_ratios],
             "target": f">={TARGET_PLANHAT_RATIO}x /v1/batch",
             "ok": planhat_ratio >= TARGET_PLANHAT_RATIO,
             "p50_ms": planhat["p50_ms"],

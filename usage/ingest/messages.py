@@ -235,7 +235,9 @@ def message_id_derive(payload: dict, *, occurred_at: datetime | None, received_a
     hashed with its receive time rounded down to the second: two identical such messages
     received in the same second count once. Every endpoint derives ids here.
     """
-    content = {k: v for k, v in payload.items() if k not in VOLATILE_KEYS}
+    # A copy only when there is something to leave out (Planhat items never have any).
+    volatile = not VOLATILE_KEYS.isdisjoint(payload)
+    content = {k: v for k, v in payload.items() if k not in VOLATILE_KEYS} if volatile else payload
     second = None if occurred_at is not None else received_at.replace(microsecond=0).isoformat()
     canonical = orjson.dumps([content, second], option=orjson.OPT_SORT_KEYS)
     return "auto-" + hashlib.sha256(canonical).hexdigest()
