@@ -340,7 +340,7 @@ def test_message_without_id_gets_deterministic_id_and_dedupes(client, auth):
     assert first["accepted"] == 1
     assert second == {"accepted": 0, "duplicates": 1, "rejected": [], "rejected_count": 0}
     row = InboxEvent.objects.get()
-    assert row.message_id.startswith("auto-") and len(row.message_id) == 69
+    assert row.message_id.startswith("auto-") and len(row.message_id) == 37
     post(client, "/dock/segment", {**message, "event": "Other"}, **auth)
     assert InboxEvent.objects.count() == 2
 

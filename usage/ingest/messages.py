@@ -227,7 +227,9 @@ def _message_id(payload: dict, *, occurred_at: datetime | None, received_at: dat
 def message_id_derive(payload: dict, *, occurred_at: datetime | None, received_at: datetime) -> str:
     """The id of a message sent without ``messageId``: the same for every send of one event.
 
-    ``auto-`` + SHA-256 of the message without what changes between sends
+    ``auto-`` + the first 128 bits of SHA-256 (32 hex digits: as long as the UUIDs SDKs
+    send, so the message-id indexes stay as compact as theirs) of the message without what
+    changes between sends
     (:data:`VOLATILE_KEYS`: ``sentAt``, ``_metadata``, ``receivedAt``, ``writeKey``), keys in
     sorted order at every level, so the order of keys does not matter. The event's own time
     (``timestamp`` / ``originalTimestamp``) is part of the message, so two events that differ
@@ -240,7 +242,7 @@ def message_id_derive(payload: dict, *, occurred_at: datetime | None, received_a
     content = {k: v for k, v in payload.items() if k not in VOLATILE_KEYS} if volatile else payload
     second = None if occurred_at is not None else received_at.replace(microsecond=0).isoformat()
     canonical = orjson.dumps([content, second], option=orjson.OPT_SORT_KEYS)
-    return "auto-" + hashlib.sha256(canonical).hexdigest()
+    return "auto-" + hashlib.sha256(canonical).hexdigest()[:32]
 
 
 def _occurred_at(payload: dict) -> datetime | None:
