@@ -9,6 +9,7 @@ message ids (nothing is a duplicate). Prints one JSON line of counts and latenci
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import sys
@@ -16,25 +17,33 @@ import time
 
 HOST = "127.0.0.1"  # never anything else
 
-EVENT_HEAD = (
+# A Segment track call. The run's reference travels in ``properties.ref`` (as the Planhat
+# items' does in ``info``), so the run's rows are counted by it whatever their ids.
+# - ``sequential``: messageId = the reference (run prefix + counter), as this benchmark has
+#   always sent: the message-id index takes every insert at its right edge.
+# - otherwise a random id, as SDKs send (analytics.js, -node and -python send UUIDs or
+#   hashes), inserted all over the index; Planhat items' ids are hashes too, so they are
+#   compared with this one.
+EVENT = (
     b'{"type":"track","userId":"u-%d","event":"Report Downloaded",'
-    b'"properties":{"format":"pdf","report":"Quarterly usage","asset_id":"ASSET-7"},'
+    b'"properties":{"format":"pdf","report":"Quarterly usage","asset_id":"ASSET-7","ref":"%b"},'
     b'"context":{"groupId":"ACME-001","library":{"name":"bench","version":"1"}},'
-    b'"timestamp":"2026-11-03T10:00:05.123Z","messageId":"'
+    b'"timestamp":"2026-11-03T10:00:05.123Z","messageId":"%b"}'
 )
-EVENT_TAIL = b'"}'
 
 
-def event(prefix: bytes, i: int) -> bytes:
-    return (EVENT_HEAD % (i % 97)) + prefix + str(i).encode() + EVENT_TAIL
+def event(prefix: bytes, i: int, *, sequential: bool = True) -> bytes:
+    ref = prefix + str(i).encode()
+    message_id = ref if sequential else hashlib.blake2b(ref, digest_size=16).hexdigest().encode()
+    return EVENT % (i % 97, ref, message_id)
 
 
-def batch_body(prefix: bytes, size: int) -> bytes:
-    events = b",".join(event(prefix, i) for i in range(size))
+def batch_body(prefix: bytes, size: int, *, sequential: bool = True) -> bytes:
+    events = b",".join(event(prefix, i, sequential=sequential) for i in range(size))
     return b'{"batch":[' + events + b'],"sentAt":"2026-11-03T10:00:06Z"}'
 
 
-# A Planhat bulk activity (POST /analytics/bulk): the same activity as EVENT_HEAD, in Planhat's
+# A Planhat bulk activity (POST /analytics/bulk): the same activity as EVENT, in Planhat's
 # fields; the run's reference in ``info`` makes each one unique (Planhat items carry no id).
 ACTIVITY_HEAD = (
     b'{"externalId":"u-%d","email":"u-%d@acme.example","companyExternalId":"ACME-001",'
@@ -54,6 +63,7 @@ def planhat_bulk_body(prefix: bytes, size: int) -> bytes:
 
 BODIES = {
     "batch": batch_body,
+    "batch_random_ids": lambda prefix, size: batch_body(prefix, size, sequential=False),
     "planhat_bulk": planhat_bulk_body,
     "single": lambda prefix, size: event(prefix, 0),
 }
