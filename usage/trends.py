@@ -195,10 +195,6 @@ def _metric_series(*, owner: str, owner_id: int, buckets: Buckets) -> list[Serie
 
     ``owner``: which object (``company``, ``enduser``, ``asset`` or ``project``), by id.
     """
-    values = MetricValue.objects.filter(
-        **{f"{owner}_id": owner_id, "occurred_at__gte": rollups.day_start(buckets.first)}
-    )
-    day = TruncDate("occurred_at", tzinfo=UTC)
     points: dict[int, dict[dt.date, float]] = defaultdict(dict)
     if connection.vendor == "postgresql":
         stops = [*buckets.starts[1:], _next(buckets.starts[-1], buckets.bucket)]
@@ -212,7 +208,11 @@ def _metric_series(*, owner: str, owner_id: int, buckets: Buckets) -> list[Serie
             cursor.execute(_LAST_PER_BUCKET_SQL.format(owner=column), params)
             for start, metric_id, value in cursor.fetchall():
                 points[metric_id][start.astimezone(UTC).date()] = value
-    else:
+    else:  # no LATERAL: the last value of each (metric, day), latest day wins below
+        values = MetricValue.objects.filter(
+            **{f"{owner}_id": owner_id, "occurred_at__gte": rollups.day_start(buckets.first)}
+        )
+        day = TruncDate("occurred_at", tzinfo=UTC)
         last_per_day = values.values("metric_id", day=day).annotate(last_at=Max("occurred_at"))
         last_at = {(r["metric_id"], r["day"]): r["last_at"] for r in last_per_day}
         rows = (
