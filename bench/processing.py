@@ -4,14 +4,16 @@ against a plain-psycopg baseline.
 Creates a dedicated PostgreSQL database ``bench_processing`` (dropped at the end), migrates
 it, seeds companies and endusers with COPY, COPYs pending inbox events of mixed types (and
 some new users under known companies), and copies it (``CREATE DATABASE … TEMPLATE``) so
-both runs start from the same data. Then, each in ONE child process:
+every run starts from the same data. Then, each in ONE child process:
 
-- on the copy, the rollups' cost: the drain's claims alternate between rollup writing on
+- on a copy, the rollups' cost: the drain's claims alternate between rollup writing on
   and off, each claim timed from claim to commit, so both modes see the same data and the
   same load on a shared machine (separate runs minutes apart measured the machine instead);
-- on the original, ``inbox_drain`` as in production (rollups on), then the baseline: the
-  same lookups with psycopg, COPY of activities into a staging table and INSERT with ON
-  CONFLICT DO NOTHING. The rollups are then checked against a recount.
+- on another copy, ``inbox_drain`` on one connection (the same-run reference for lanes);
+- on the original, ``inbox_drain`` as in production (rollups on, ``USAGE_DRAIN_CONNECTIONS``
+  lanes), then the baseline: the same lookups with psycopg, COPY of activities into a
+  staging table and INSERT with ON CONFLICT DO NOTHING. The rollups are then checked
+  against a recount.
 
 The server comes from ``BENCH_DATABASE_URL`` (default ``postgres://root@127.0.0.1:5432/postgres``).
 Figures are indicative when other work shares the machine.
@@ -44,11 +46,13 @@ def run(args) -> list[dict]:
         else {"companies": 10_000, "endusers": 100_000, "events": 50_000}
     )
     show = bool(os.environ.get("BENCH_PROFILE") or os.environ.get("BENCH_QUERIES"))
-    copy = f"{DB_NAME}_norollups"
+    copy, one_lane = f"{DB_NAME}_norollups", f"{DB_NAME}_onelane"
     with scratch_database(DB_NAME, migrate=False) as url:  # the child migrates
         run_child("bench.processing", {"step": "seed", **sizes}, db_url=url, timeout=3600)
         admin_execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
         admin_execute(f'CREATE DATABASE "{copy}" TEMPLATE "{DB_NAME}"')
+        admin_execute(f'DROP DATABASE IF EXISTS "{one_lane}" WITH (FORCE)')
+        admin_execute(f'CREATE DATABASE "{one_lane}" TEMPLATE "{DB_NAME}"')
         try:
             off = run_child(
                 "bench.processing",
@@ -57,8 +61,16 @@ def run(args) -> list[dict]:
                 timeout=3600,
                 show_stderr=show,
             )
+            single = run_child(
+                "bench.processing",
+                {"step": "drain", "rollups": True, "lanes": 1, **sizes},
+                db_url=database_url(one_lane),
+                timeout=3600,
+                show_stderr=show,
+            )
         finally:
             admin_execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+            admin_execute(f'DROP DATABASE IF EXISTS "{one_lane}" WITH (FORCE)')
         on = run_child(
             "bench.processing",
             {"step": "drain", "rollups": True, "baseline": True, **sizes},
@@ -67,11 +79,12 @@ def run(args) -> list[dict]:
             show_stderr=show,
         )
     ours, base = on["drain_events_per_s"], on["baseline_events_per_s"]
+    lanes = on["lanes"]
     with_rollups, plain = off["on_events_per_s"], off["off_events_per_s"]
     label = f"{sizes['events']:,} events"
     return [
         {
-            "name": f"drain with rollups, one process ({label})",
+            "name": f"drain with rollups, one process, {lanes} connections ({label})",
             "value": ours,
             "unit": "events/s",
             "baseline": base,
@@ -87,6 +100,11 @@ def run(args) -> list[dict]:
             "ratio": with_rollups / plain if plain else None,
             "target": f">= {ROLLUP_RATIO}x",
             "ok": bool(plain) and with_rollups / plain >= ROLLUP_RATIO,
+        },
+        {
+            "name": "drain with rollups, one connection (same data)",
+            "value": single["drain_events_per_s"],
+            "unit": "events/s",
         },
         {"name": "claims with rollups off (interleaved)", "value": plain, "unit": "events/s"},
         {"name": f"baseline: plain psycopg ({label})", "value": base, "unit": "events/s"},
@@ -358,6 +376,7 @@ def _child(task: dict) -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "planhat_segment.settings")
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
 
@@ -380,6 +399,8 @@ def _child(task: dict) -> None:
 
         profiler = cProfile.Profile()
         profiler.enable()
+    # cProfile and the statement timer see the main thread's connection only: one lane then.
+    lanes = 1 if (profiler is not None or os.environ.get("BENCH_QUERIES")) else task.get("lanes")
     timings: dict[str, list[float]] = {}
     started = time.perf_counter()
     if os.environ.get("BENCH_QUERIES"):  # time per statement kind (first 60 characters)
@@ -394,11 +415,13 @@ def _child(task: dict) -> None:
                 )
 
         with connection.execute_wrapper(timed):
-            summary = inbox_drain(max_seconds=3600, rollups=task["rollups"])
+            summary = inbox_drain(max_seconds=3600, rollups=task["rollups"], lanes=lanes)
     else:
-        summary = inbox_drain(max_seconds=3600, rollups=task["rollups"])
+        summary = inbox_drain(max_seconds=3600, rollups=task["rollups"], lanes=lanes)
     elapsed = time.perf_counter() - started
-    print(f"--- drain, rollups {'on' if task['rollups'] else 'off'}", file=sys.stderr)
+    print(
+        f"--- drain, rollups {'on' if task['rollups'] else 'off'}, lanes {lanes}", file=sys.stderr
+    )
     for sql, spent in sorted(timings.items(), key=lambda kv: -sum(kv[1])):
         print(f"{sum(spent):8.3f}s {len(spent):5d}x  {sql}", file=sys.stderr)
     if profiler is not None:
@@ -414,6 +437,7 @@ def _child(task: dict) -> None:
         "drain_events_per_s": summary.events / elapsed,
         "claims": summary.claims,
         "created": summary.endusers_created,
+        "lanes": lanes or settings.USAGE_DRAIN_CONNECTIONS,
     }
     if task["rollups"]:
         with connection.cursor() as cursor:

@@ -327,6 +327,9 @@ USAGE_CLAIM_BATCH_SIZE = env.int("USAGE_CLAIM_BATCH_SIZE", default=1000)
 USAGE_CLAIM_LEASE_SECONDS = env.int("USAGE_CLAIM_LEASE_SECONDS", default=300)
 # Pending rows older than this are drained by the sweeper (lost broker message, crash).
 USAGE_STALE_PENDING_SECONDS = env.int("USAGE_STALE_PENDING_SECONDS", default=120)
+# Connections (one thread each) a drain claims on at once: one claim's Python work overlaps
+# another's database work. PostgreSQL only; SQLite has one writer and drains on one.
+USAGE_DRAIN_CONNECTIONS = env.int("USAGE_DRAIN_CONNECTIONS", default=2)
 # A drain task stops after this long and re-nudges itself, so one task never hogs a worker.
 USAGE_DRAIN_MAX_SECONDS = env.int("USAGE_DRAIN_MAX_SECONDS", default=240)
 # Failed claims: retried by the sweeper with exponential backoff, this many attempts in all.

@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -25,7 +27,7 @@ from planhat_segment.models import Company, CompanyDomain, EndUser
 from .ingest.nudge import drain_soon
 from .models import DropReason, InboxEvent, InboxStatus
 from .processing import policy
-from .processing.claim import inbox_claimed, leases_free
+from .processing.claim import claim_lanes, inbox_claimed, leases_free
 from .processing.parse import as_email, as_key
 from .processing.pipeline import claim_process
 from .processing.write import inbox_requeue, waiting_for_users
@@ -43,6 +45,14 @@ class DrainSummary:
     statuses: Counter = field(default_factory=Counter)
     more: bool = False
 
+    def add(self, other: DrainSummary) -> None:
+        self.claims += other.claims
+        self.events += other.events
+        self.failed_claims += other.failed_claims
+        self.endusers_created += other.endusers_created
+        self.statuses.update(other.statuses)
+        self.more = self.more or other.more
+
 
 def inbox_drain(
     *,
@@ -50,21 +60,55 @@ def inbox_drain(
     batch_size: int | None = None,
     request_id: UUID | None = None,
     rollups: bool = True,
+    lanes: int | None = None,
 ) -> DrainSummary:
     """Claim and process pending rows, claim after claim, until none is left (or time is up).
 
-    ``request_id``: only that request's rows (the integration page's test event). A claim
-    whose processing raises is marked failed (error, attempts + 1, backoff) and the drain
-    goes on with the next one; the sweeper retries failed rows a bounded number of times.
-    When time is up, the drain asks for a successor instead of hogging the worker.
+    ``lanes`` (default ``USAGE_DRAIN_CONNECTIONS``): claims run on this many connections at
+    once, one thread each, so one claim's Python work overlaps another's database work
+    (PostgreSQL only, and never inside an open transaction; see ``claim_lanes``).
+    ``request_id``: only that request's rows (the integration page's test event), one lane.
+    A claim whose processing raises is marked failed (error, attempts + 1, backoff) and the
+    drain goes on with the next one; the sweeper retries failed rows a bounded number of
+    times. When time is up, the drain asks for a successor instead of hogging the worker.
     ``rollups=False`` is for the benchmark's baseline only (see ``claim_process``).
     """
     deadline = time.monotonic() + (max_seconds or settings.USAGE_DRAIN_MAX_SECONDS)
+    drain = partial(
+        _drain_lane,
+        deadline=deadline,
+        batch_size=batch_size,
+        request_id=request_id,
+        rollups=rollups,
+    )
+    count = 1 if request_id else claim_lanes(lanes or settings.USAGE_DRAIN_CONNECTIONS)
+    if count == 1:
+        summary = drain()
+    else:
+        summary = DrainSummary()
+        with ThreadPoolExecutor(max_workers=count, thread_name_prefix="drain") as pool:
+            for lane in pool.map(lambda _: _on_own_connection(drain), range(count)):
+                summary.add(lane)
+    if summary.more:
+        drain_soon()
+    return summary
+
+
+def _on_own_connection(work: Callable[[], DrainSummary]) -> DrainSummary:
+    """Run ``work`` in a lane's thread, which has its own connections: close them after."""
+    try:
+        return work()
+    finally:
+        connections.close_all()
+
+
+def _drain_lane(
+    *, deadline: float, batch_size: int | None, request_id: UUID | None, rollups: bool
+) -> DrainSummary:
     summary = DrainSummary()
     while True:
         if time.monotonic() > deadline:
             summary.more = True
-            drain_soon()
             break
         with inbox_claimed(batch_size=batch_size, request_id=request_id) as claim:
             if claim is None:

@@ -75,6 +75,13 @@ class Claim(ABC):
     def held_rows(self) -> QuerySet:
         """The rows the claim still holds, for the ORM."""
 
+    @abstractmethod
+    def shared_writes_begin(self) -> None:
+        """Call before the claim's last writes, those to rows concurrent claims share (the
+        rollups): a row lock taken there is then held only until the commit. PostgreSQL
+        runs the deferred foreign-key checks now rather than at the commit (SET CONSTRAINTS
+        ALL IMMEDIATE); on SQLite one writer holds the whole database anyway."""
+
     def fail(self, *, error: str, now: datetime | None = None) -> int:
         """Mark the rows failed with the error, one more attempt, and when to retry.
 
@@ -121,6 +128,9 @@ class _LeasedClaim(Claim):
             params=(claim_id.get_db_prep_value(self.claim_id, connection),),
             release=(("claim_id", "NULL"), ("claimed_until", "NULL")),
         )
+
+    def shared_writes_begin(self) -> None:
+        """Nothing to do: the IMMEDIATE transaction holds the one writer lock throughout."""
 
     def held_rows(self) -> QuerySet:
         return InboxEvent.objects.filter(claim_id=self.claim_id, status=InboxStatus.PROCESSING)
@@ -173,6 +183,10 @@ class _LockedClaim(Claim):
         # finishing a row twice within our own transaction.
         where = f"{table(InboxEvent)}.{column(InboxEvent, 'status')} = %s"
         return Hold(where=where, params=(str(InboxStatus.PENDING),))
+
+    def shared_writes_begin(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
     def held_rows(self) -> QuerySet:
         ids = [row[0] for row in self.claimed]
@@ -313,16 +327,28 @@ class _Strategy:
     # The scope a claim lives in: the claim is row locks held by this transaction
     # (PostgreSQL), or a lease written on its own (SQLite: nothing to hold open).
     scope: Callable[[], AbstractContextManager]
+    # Whether claims on several connections at once run side by side (row locks with SKIP
+    # LOCKED) or only queue for the one writer lock (SQLite).
+    concurrent: bool
 
 
 _STRATEGIES = {
-    "postgresql": _Strategy(claim=_claim_locked, scope=transaction.atomic),
-    "sqlite": _Strategy(claim=_claim_leased, scope=nullcontext),
+    "postgresql": _Strategy(claim=_claim_locked, scope=transaction.atomic, concurrent=True),
+    "sqlite": _Strategy(claim=_claim_leased, scope=nullcontext, concurrent=False),
 }
 
 
 def _strategy() -> _Strategy:
     return _STRATEGIES[connection.vendor]
+
+
+def claim_lanes(requested: int) -> int:
+    """How many connections one drain may claim on at once: ``requested`` where claims run
+    side by side, else 1 — on SQLite, and inside an open transaction, whose rows other
+    connections cannot see."""
+    if connection.in_atomic_block or not _strategy().concurrent:
+        return 1
+    return max(1, requested)
 
 
 def inbox_claim(
