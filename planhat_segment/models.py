@@ -97,6 +97,8 @@ class Company(WorkspaceObject):
     class Meta:
         verbose_name_plural = "companies"
         ordering = ["name", "id"]
+        # The few test companies, read by each claim's rollups (``usage.rollups``).
+        indexes = [models.Index(fields=["id"], condition=Q(is_test=True), name="company_test")]
 
     def __str__(self) -> str:
         return self.name
@@ -151,6 +153,8 @@ class EndUser(WorkspaceObject):
     class Meta:
         verbose_name = "enduser"
         ordering = ["name", "id"]
+        # The few test endusers, read by each claim's rollups (``usage.rollups``).
+        indexes = [models.Index(fields=["id"], condition=Q(is_test=True), name="enduser_test")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(external_id__isnull=False) | Q(email_normalized__isnull=False),
