@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F, FloatField, Max, Min, QuerySet, Sum
+from django.db.models import F, FloatField, Max, Min, QuerySet, Sum, Value
 from django.db.models.functions import TruncDate
 
 from planhat_segment.models import Company, EndUser
@@ -70,9 +70,12 @@ def utc_day(moment: datetime) -> date:
 def _test_data_ids() -> tuple[set[int], set[int]]:
     """Ids of the test endusers and test companies (the few ``is_test`` rows, read through
     partial indexes): one small read per claim instead of a probe per rollup row."""
-    users = EndUser.objects.filter(is_test=True).values_list("pk", flat=True)
-    companies = Company.objects.filter(is_test=True).values_list("pk", flat=True)
-    return set(users), set(companies)
+    users = EndUser.objects.filter(is_test=True).order_by().values_list("pk", Value(True))
+    companies = Company.objects.filter(is_test=True).order_by().values_list("pk", Value(False))
+    test_users, test_companies = set(), set()
+    for pk, is_user in users.union(companies, all=True):
+        (test_users if is_user else test_companies).add(pk)
+    return test_users, test_companies
 
 
 def rollups_add(*, activities: Iterable[tuple[int, int, datetime, str, int, float]]) -> None:

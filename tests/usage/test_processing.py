@@ -8,7 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -17,9 +17,11 @@ from integrations.services import integration_ensure
 from planhat_segment.models import Asset, Company, CompanyDomain, EndUser, Project
 from planhat_segment.signals import workspace_objects_changed
 from tests.usage.processing_support import fixture_rows, inbox_rows, row
+from tests.usage.test_rollups import assert_rollups_equal_a_recount
+from usage import services as services_module
 from usage.models import Activity, DropReason, InboxEvent, InboxStatus, MetricValue
 from usage.processing import write
-from usage.processing.claim import claim_sql, inbox_claim
+from usage.processing.claim import claim_lanes, claim_sql, inbox_claim
 from usage.processing.pipeline import claim_process
 from usage.services import (
     inbox_drain,
@@ -520,6 +522,82 @@ def test_claim_row_locks_are_skipped_by_other_claimers_and_freed_by_a_crash(sett
     assert inbox_sweep().drained.events == 5
     assert set(InboxEvent.objects.values_list("status", flat=True)) == {"processed"}
     assert Activity.objects.count() == 5
+
+
+def test_claim_lanes_are_one_inside_a_transaction_and_on_sqlite(db):
+    # Inside an open transaction (this test's), other connections could not see its rows.
+    assert claim_lanes(4) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_drain_claims_on_two_connections_at_once_and_processes_each_row_once(monkeypatch):
+    """Two lanes: both hold a claim at the same time (a barrier proves it), on their own
+    backends; every row is processed once, each new enduser created once, the rollups
+    equal a recount, and the lanes' connections are closed afterwards."""
+    integration_ensure()
+    Company.objects.create(external_id="ACME", name="Acme")
+    for r in range(12):
+        request = uuid.uuid4()
+        inbox_rows(
+            [
+                {
+                    "type": "track",
+                    "messageId": f"{request}-{i}",
+                    "userId": f"u-{i}",  # the same three users in every request
+                    "event": "E",
+                    "context": {"groupId": "ACME"},
+                    "timestamp": (timezone.now() - timedelta(days=r % 3)).isoformat(),
+                }
+                for i in range(3)
+            ],
+            request_id=request,
+        )
+    both_lanes_busy = threading.Barrier(2, timeout=20)
+    backends: dict[str, int] = {}
+    real_claim_process = services_module.claim_process
+
+    def observed(**kwargs):
+        name = threading.current_thread().name
+        if name not in backends:
+            backends[name] = connection.connection.info.backend_pid
+            both_lanes_busy.wait()  # each lane's first claim waits for the other's
+        return real_claim_process(**kwargs)
+
+    monkeypatch.setattr(services_module, "claim_process", observed)
+    summary = inbox_drain(max_seconds=30, batch_size=3, lanes=2)
+
+    assert len(backends) == 2 and len(set(backends.values())) == 2
+    assert summary.claims == 12 and summary.events == 36 and summary.failed_claims == 0
+    assert set(InboxEvent.objects.values_list("status", flat=True)) == {"processed"}
+    assert Activity.objects.count() == 36
+    assert EndUser.objects.count() == 3
+    assert summary.endusers_created == 3
+    assert_rollups_equal_a_recount()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [list(backends.values())]
+        )
+        assert cursor.fetchone()[0] == 0  # both lanes closed their connections
+
+
+@pytest.mark.postgres
+def test_shared_writes_begin_runs_the_deferred_checks_now(integration):
+    """Before the rollups, the claim's deferred foreign-key checks run, so the rollup rows'
+    locks are not held through them at the commit: a broken reference fails right there."""
+    inbox_rows([{"type": "track", "userId": "u", "event": "E"}])
+    with transaction.atomic():
+        claim = inbox_claim()
+        before = transaction.savepoint()
+        with connection.cursor() as cursor:
+            cursor.execute(  # deferred, as Django's foreign keys are: accepted for now
+                "INSERT INTO usage_activity (enduser_id, company_id, action, count, weight,"
+                " occurred_at, received_at, properties, message_id)"
+                " VALUES (-1, -1, 'E', 1, 1, now(), now(), '{}', 'dangling')"
+            )
+        with pytest.raises(IntegrityError):
+            claim.shared_writes_begin()
+        transaction.savepoint_rollback(before)
 
 
 def test_purge_deletes_old_processed_and_dropped_rows_only(db, settings):

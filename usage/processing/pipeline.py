@@ -55,8 +55,8 @@ def claim_process(*, claim: Claim, now: datetime, rollups: bool = True) -> Claim
         rules = load.rules_load(integration_ensure())
         lookups = load.lookups_load(events=events, rules=rules)
         result = events_match(events=events, rules=rules, lookups=lookups, now=now)
-        unbound = write.endusers_create(users=result.new_users, now=now)
-        _fail_unbound(result, unbound)
+        created = write.endusers_create(users=result.new_users, now=now)
+        _fail_unbound(result, created.unbound)
         write.endusers_fill(users=result.changed_users, now=now)
         inserted = write.activities_write(specs=result.activities)
         write.metric_values_write(specs=result.metric_values, now=now)
@@ -84,5 +84,5 @@ def claim_process(*, claim: Claim, now: datetime, rollups: bool = True) -> Claim
             )
     summary.events = len(events)
     summary.statuses = Counter(str(o.status) for o in result.outcomes.values())
-    summary.endusers_created = len(result.new_users) - len(unbound)
+    summary.endusers_created = created.inserted
     return summary

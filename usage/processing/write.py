@@ -9,6 +9,7 @@ PostgreSQL and SQLite, rows as one JSON parameter. The inbox rows get their outc
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Q
@@ -40,19 +41,24 @@ _NEW_USER_FIELDS = (
 )
 
 
-def endusers_create(*, users: list[UserRef], now: datetime) -> list[UserRef]:
+@dataclass
+class Created:
+    inserted: int  # rows this claim inserted (another worker may have created the rest)
+    unbound: list[UserRef]  # plans bound to no row (deleted meanwhile; their events fail)
+
+
+def endusers_create(*, users: list[UserRef], now: datetime) -> Created:
     """Insert planned endusers, tolerating conflicts, and bind each plan to the stored row.
 
     ON CONFLICT DO NOTHING then a re-read by external id and email: when another worker
     created the same enduser first, we bind to its row instead of creating a second one.
-    Returns the plans that could not be bound (deleted meanwhile; their events fail).
     """
     if not users:
-        return []
+        return Created(inserted=0, unbound=[])
     # A stable order keeps two workers inserting overlapping sets from deadlocking.
     users = sorted(users, key=lambda u: (u.external_id or "", u.email or ""))
     segment = EndUser.Source.SEGMENT.value
-    rows_insert(
+    inserted = rows_insert(
         EndUser,
         _NEW_USER_FIELDS,
         [
@@ -71,6 +77,7 @@ def endusers_create(*, users: list[UserRef], now: datetime) -> list[UserRef]:
             )
             for u in users
         ],
+        returning=("pk",),
     )
     stored = rows_where_in(
         EndUser,
@@ -88,7 +95,7 @@ def endusers_create(*, users: list[UserRef], now: datetime) -> list[UserRef]:
             unbound.append(user)
             continue
         user.pk, user.company_id = hit
-    return unbound
+    return Created(inserted=len(inserted), unbound=unbound)
 
 
 def endusers_fill(*, users: list[UserRef], now: datetime) -> None:
