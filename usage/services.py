@@ -7,6 +7,7 @@ these services are the entry points that tasks, admin, receivers and other apps 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -66,7 +67,10 @@ def inbox_drain(
 
     ``lanes`` (default ``USAGE_DRAIN_CONNECTIONS``): claims run on this many connections at
     once, one thread each, so one claim's Python work overlaps another's database work
-    (PostgreSQL only, and never inside an open transaction; see ``claim_lanes``).
+    (PostgreSQL only, and never inside an open transaction; see ``claim_lanes``). The lanes
+    take turns to claim; a lane ends when it finds nothing to claim, and once all have
+    ended, one last pass on this thread takes what a lane left because another one held
+    part of it at that moment.
     ``request_id``: only that request's rows (the integration page's test event), one lane.
     A claim whose processing raises is marked failed (error, attempts + 1, backoff) and the
     drain goes on with the next one; the sweeper retries failed rows a bounded number of
@@ -82,13 +86,15 @@ def inbox_drain(
         rollups=rollups,
     )
     count = 1 if request_id else claim_lanes(lanes or settings.USAGE_DRAIN_CONNECTIONS)
-    if count == 1:
-        summary = drain()
-    else:
-        summary = DrainSummary()
+    summary = DrainSummary()
+    if count > 1:
+        lane = partial(_on_own_connection, partial(drain, turn=threading.Lock()))
         with ThreadPoolExecutor(max_workers=count, thread_name_prefix="drain") as pool:
-            for lane in pool.map(lambda _: _on_own_connection(drain), range(count)):
-                summary.add(lane)
+            futures = [pool.submit(lane) for _ in range(count)]
+        for future in futures:
+            summary.add(future.result())
+    if not summary.more:
+        summary.add(drain(turn=None))
     if summary.more:
         drain_soon()
     return summary
@@ -103,14 +109,19 @@ def _on_own_connection(work: Callable[[], DrainSummary]) -> DrainSummary:
 
 
 def _drain_lane(
-    *, deadline: float, batch_size: int | None, request_id: UUID | None, rollups: bool
+    *,
+    deadline: float,
+    batch_size: int | None,
+    request_id: UUID | None,
+    rollups: bool,
+    turn: threading.Lock | None,
 ) -> DrainSummary:
     summary = DrainSummary()
     while True:
         if time.monotonic() > deadline:
             summary.more = True
             break
-        with inbox_claimed(batch_size=batch_size, request_id=request_id) as claim:
+        with inbox_claimed(batch_size=batch_size, request_id=request_id, turn=turn) as claim:
             if claim is None:
                 break
             summary.claims += 1

@@ -582,6 +582,63 @@ def test_drain_claims_on_two_connections_at_once_and_processes_each_row_once(mon
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_request_the_lanes_gave_up_is_taken_by_the_last_pass(monkeypatch):
+    """A lane skips a request another connection holds part of (two lanes claiming parts of
+    one large request at once both give it up, as the Airbyte-style test once showed). The
+    lanes then end; the drain's last pass, on its own thread once they have, takes it."""
+    integration_ensure()
+    Company.objects.create(external_id="ACME", name="Acme")
+    requests = []
+    for _ in range(4):
+        requests.append(uuid.uuid4())
+        inbox_rows(
+            [
+                {
+                    "type": "track",
+                    "messageId": f"{requests[-1]}-{i}",
+                    "userId": f"u-{i}",
+                    "event": "E",
+                    "context": {"groupId": "ACME"},
+                }
+                for i in range(5)
+            ],
+            request_id=requests[-1],
+        )
+    held, release = threading.Event(), threading.Event()
+
+    def hold_one_row() -> None:  # another connection holds one row of the second request
+        try:
+            with transaction.atomic():
+                InboxEvent.objects.select_for_update().get(message_id=f"{requests[1]}-3")
+                held.set()
+                release.wait(20)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_one_row)
+    holder.start()
+    assert held.wait(10)
+    real_lane, passes = services_module._drain_lane, []
+
+    def lane(**kwargs):
+        if kwargs["turn"] is None:  # the last pass: the other connection is done by now
+            release.set()
+            holder.join(10)
+        summary = real_lane(**kwargs)
+        passes.append(("last" if kwargs["turn"] is None else "lane", summary.events))
+        return summary
+
+    monkeypatch.setattr(services_module, "_drain_lane", lane)
+    summary = inbox_drain(max_seconds=30, batch_size=5, lanes=2)
+
+    # The lanes: the first request; then the held one heads the queue and both give up.
+    assert sorted(passes) == [("lane", 0), ("lane", 5), ("last", 15)]
+    assert summary.events == 20
+    assert set(InboxEvent.objects.values_list("status", flat=True)) == {"processed"}
+
+
+@pytest.mark.postgres
 def test_shared_writes_begin_runs_the_deferred_checks_now(integration):
     """Before the rollups, the claim's deferred foreign-key checks run, so the rollup rows'
     locks are not held through them at the commit: a broken reference fails right there."""

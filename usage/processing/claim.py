@@ -375,11 +375,20 @@ def inbox_claim(
 
 @contextmanager
 def inbox_claimed(
-    *, batch_size: int | None = None, request_id: UUID | None = None
+    *,
+    batch_size: int | None = None,
+    request_id: UUID | None = None,
+    turn: AbstractContextManager | None = None,
 ) -> Iterator[Claim | None]:
-    """A claim (or None) and the scope it lives in: process and finish its rows inside."""
+    """A claim (or None) and the scope it lives in: process and finish its rows inside.
+
+    ``turn``: held around the claim statement only. A drain's lanes take turns with it, so
+    two of them never lock parts of the same large request at once and both give it up.
+    """
     with _strategy().scope():
-        yield inbox_claim(batch_size=batch_size, request_id=request_id)
+        with turn or nullcontext():
+            claim = inbox_claim(batch_size=batch_size, request_id=request_id)
+        yield claim
 
 
 def leases_free(*, now: datetime) -> int:
