@@ -223,23 +223,33 @@ def test_claim_skips_rows_not_yet_due(db):
     assert inbox_claim(batch_size=10, lease_seconds=60) is not None
 
 
-def test_drain_keeps_claiming_until_nothing_is_pending(integration):
-    Company.objects.create(external_id="ACME", name="Acme")
-    for _ in range(6):
-        request = uuid.uuid4()
+def _acme_requests(count: int, size: int, *, spread_days: int = 1) -> list[uuid.UUID]:
+    """``count`` requests of ``size`` tracks, by users u-0 … u-<size - 1> of company ACME
+    (create it first); request r happened r % ``spread_days`` days ago."""
+    requests = []
+    for r in range(count):
+        requests.append(uuid.uuid4())
+        when = (timezone.now() - timedelta(days=r % spread_days)).isoformat()
         inbox_rows(
             [
                 {
                     "type": "track",
-                    "messageId": f"{request}-{i}",
+                    "messageId": f"{requests[-1]}-{i}",
                     "userId": f"u-{i}",
                     "event": "E",
                     "context": {"groupId": "ACME"},
+                    "timestamp": when,
                 }
-                for i in range(3)
+                for i in range(size)
             ],
-            request_id=request,
+            request_id=requests[-1],
         )
+    return requests
+
+
+def test_drain_keeps_claiming_until_nothing_is_pending(integration):
+    Company.objects.create(external_id="ACME", name="Acme")
+    _acme_requests(6, 3)
     summary = inbox_drain(max_seconds=30, batch_size=4)
     assert summary.claims == 6
     assert not InboxEvent.objects.exclude(status=InboxStatus.PROCESSED).exists()
@@ -537,22 +547,7 @@ def test_drain_claims_on_two_connections_at_once_and_processes_each_row_once(mon
     equal a recount, and the lanes' connections are closed afterwards."""
     integration_ensure()
     Company.objects.create(external_id="ACME", name="Acme")
-    for r in range(12):
-        request = uuid.uuid4()
-        inbox_rows(
-            [
-                {
-                    "type": "track",
-                    "messageId": f"{request}-{i}",
-                    "userId": f"u-{i}",  # the same three users in every request
-                    "event": "E",
-                    "context": {"groupId": "ACME"},
-                    "timestamp": (timezone.now() - timedelta(days=r % 3)).isoformat(),
-                }
-                for i in range(3)
-            ],
-            request_id=request,
-        )
+    _acme_requests(12, 3, spread_days=3)  # the same three users in every request
     both_lanes_busy = threading.Barrier(2, timeout=20)
     backends: dict[str, int] = {}
     real_claim_process = services_module.claim_process
@@ -589,22 +584,7 @@ def test_a_request_the_lanes_gave_up_is_taken_by_the_last_pass(monkeypatch):
     lanes then end; the drain's last pass, on its own thread once they have, takes it."""
     integration_ensure()
     Company.objects.create(external_id="ACME", name="Acme")
-    requests = []
-    for _ in range(4):
-        requests.append(uuid.uuid4())
-        inbox_rows(
-            [
-                {
-                    "type": "track",
-                    "messageId": f"{requests[-1]}-{i}",
-                    "userId": f"u-{i}",
-                    "event": "E",
-                    "context": {"groupId": "ACME"},
-                }
-                for i in range(5)
-            ],
-            request_id=requests[-1],
-        )
+    requests = _acme_requests(4, 5)
     held, release = threading.Event(), threading.Event()
 
     def hold_one_row() -> None:  # another connection holds one row of the second request
