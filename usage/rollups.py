@@ -87,6 +87,9 @@ def rollups_add(*, activities: Iterable[tuple[int, int, datetime, str, int, floa
     statement per table, so two workers touching overlapping keys lock them in the same
     order and never deadlock.
     """
+    activities = list(activities)
+    if not activities:
+        return
     test_users, test_companies = _test_data_ids()
     rows = [
         (e, c, utc_day(at), a, n, w)
