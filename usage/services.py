@@ -93,7 +93,7 @@ def inbox_drain(
             futures = [pool.submit(lane) for _ in range(count)]
         for future in futures:
             summary.add(future.result())
-    if not summary.more:
+    if not summary.more:  # the one lane, or the last pass after the lanes
         summary.add(drain(turn=None))
     if summary.more:
         drain_soon()
